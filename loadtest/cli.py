@@ -55,12 +55,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="switch on a defect (repeatable): " + "; ".join(f"{k}: {v}" for k, v in DEFECTS.items()),
     )
-    p.add_argument(
-        "--ticket-ttl", type=_positive(float), default=10.0, help="ticket lifetime, s (default 10)"
-    )
-    p.add_argument(
-        "--token-ttl", type=_positive(float), default=3600.0, help="JWT lifetime, s (default 3600)"
-    )
+    p.add_argument("--ticket-ttl", type=_positive(float), default=10.0, help="ticket lifetime, s (default 10)")
+    p.add_argument("--token-ttl", type=_positive(float), default=3600.0, help="JWT lifetime, s (default 3600)")
     p.add_argument("--token-rate", type=_positive(float), default=5.0, help="/request_token per IP per s")
     p.add_argument("--token-burst", type=_positive(int), default=10, help="/request_token burst per IP")
     p.add_argument("--join-rate", type=_positive(float), default=10.0, help="/join per IP per s")
@@ -155,9 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"serve": _run_serve}
     try:
         code = handlers[args.command](args)

@@ -92,11 +92,7 @@ class Admin:
             return web.json_response(await self._disconnect(body))
         if action == "stall":
             seconds = body.get("seconds")
-            if (
-                not isinstance(seconds, int | float)
-                or isinstance(seconds, bool)
-                or not 0 < seconds <= MAX_STALL
-            ):
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds <= MAX_STALL:
                 raise ApiError(400, f"seconds must be a number in (0, {MAX_STALL:g}]")
             servers = await self.mm.pool.stall(float(seconds))
             self.mm.metrics.chaos_stalls.inc()

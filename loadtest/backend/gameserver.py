@@ -284,7 +284,9 @@ class GameServer:
                     continue
                 try:
                     seq, x, y = parse_input(json.loads(msg.data))
-                except (ValueError, InvalidInput):
+                except (ValueError, InvalidInput, RecursionError):
+                    # RecursionError: deeply nested JSON ("[[[[...") is bad input like any other,
+                    # not a reason to drop the player.
                     self.metrics.invalid_inputs.inc()
                     continue
                 room.sim.apply_input(player_id, seq, x, y)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 log = logging.getLogger("loadtest.backend")
 
@@ -21,9 +22,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ApiError(Exception):
     """An error the client caused, answered as ``{"error": message, **extra}``."""
 
-    def __init__(
-        self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: object
-    ) -> None:
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: object) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -31,9 +30,7 @@ class ApiError(Exception):
         self.extra = extra
 
     def response(self) -> web.Response:
-        return web.json_response(
-            {"error": self.message, **self.extra}, status=self.status, headers=self.headers
-        )
+        return web.json_response({"error": self.message, **self.extra}, status=self.status, headers=self.headers)
 
 
 @web.middleware
@@ -58,6 +55,10 @@ async def json_object(request: web.Request, *, allow_empty: bool) -> dict[str, o
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, f"body larger than {request.client_max_size} bytes") from None
+    except RequestPayloadError:
+        # A body the transport cannot decode (a bogus Content-Encoding) is the client's fault.
+        # aiohttp drops the connection after such a body, so tell the client not to reuse it.
+        raise ApiError(400, "body could not be decoded", headers={"Connection": "close"}) from None
     if not raw.strip():
         if allow_empty:
             return {}
@@ -66,7 +67,8 @@ async def json_object(request: web.Request, *, allow_empty: bool) -> dict[str, o
         raise ApiError(415, "Content-Type must be application/json")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: "[[[[..." nested a few thousand deep fits well inside the body cap.
         raise ApiError(400, "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")

@@ -44,6 +44,9 @@ COUNTED_PATHS = frozenset(
     }
 )
 
+#: Close codes that may travel in a close frame (RFC 6455 section 7.4): not 1004-1006 or 1015.
+SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)}) | frozenset(range(3000, 5000))
+
 
 @dataclass(eq=False)
 class Session:
@@ -120,9 +123,7 @@ class Matchmaker:
         retry_after = limiter.check(key)
         if retry_after is not None:
             self.metrics.rate_limited.labels(endpoint, scope).inc()
-            raise ApiError(
-                429, "rate_limited", headers={"Retry-After": str(retry_after)}, retry_after=retry_after
-            )
+            raise ApiError(429, "rate_limited", headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -135,17 +136,13 @@ class Matchmaker:
         name = name.strip()[:MAX_NAME] or "player"
         token, identity = self.tokens.issue(name)
         self.metrics.tokens_issued.inc()
-        return web.json_response(
-            {"token": token, "player_id": identity.player_id, "expires_in": int(self.tokens.ttl)}
-        )
+        return web.json_response({"token": token, "player_id": identity.player_id, "expires_in": int(self.tokens.ttl)})
 
     def _identity(self, request: web.Request) -> Identity:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             self.metrics.jwt_rejections.labels("missing").inc()
-            raise ApiError(
-                401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}, reason="missing"
-            )
+            raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}, reason="missing")
         try:
             return self.tokens.verify(token.strip())
         except TokenRejected as exc:
@@ -204,9 +201,11 @@ class Matchmaker:
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         # No permessage-deflate: ticks are tiny and compression would make the backend, not the
-        # game logic, the bottleneck under load. The close timeout bounds shutdown.
+        # game logic, the bottleneck under load. The close timeout bounds shutdown. aiohttp
+        # refuses a message whose size *equals* max_msg_size, hence the + 1: the cap is the
+        # largest message allowed, and only a bigger one is closed with 1009.
         client = web.WebSocketResponse(
-            max_msg_size=self.config.max_ws_message_bytes, heartbeat=20.0, compress=False, timeout=2.0
+            max_msg_size=self.config.max_ws_message_bytes + 1, heartbeat=20.0, compress=False, timeout=2.0
         )
         if not client.can_prepare(request).ok:
             raise ApiError(400, "WebSocket upgrade required")
@@ -277,7 +276,12 @@ class Matchmaker:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
                     await task
         if down in done and not client.closed:
-            code = upstream.close_code or 1011
+            code = upstream.close_code
+            if code not in SENDABLE_CLOSE_CODES:
+                # A crashed game server leaves 1006 (abnormal closure), which only reports what
+                # happened here and must never be sent in a close frame: the client would see a
+                # protocol error instead of "server error".
+                code = 1011
             await client.close(code=code, message=b"game server closed the session")
             return "server"
         return "client"

@@ -53,9 +53,7 @@ class BackendMetrics:
             "gamebackend_jwt_rejections", "Tokens refused at /join, by reason.", ["reason"], registry=r
         )
         self.tickets_issued = Counter("gamebackend_tickets_issued", "Tickets issued by /join.", registry=r)
-        self.tickets_consumed = Counter(
-            "gamebackend_tickets_consumed", "Tickets accepted at /connect.", registry=r
-        )
+        self.tickets_consumed = Counter("gamebackend_tickets_consumed", "Tickets accepted at /connect.", registry=r)
         self.tickets_rejected = Counter(
             "gamebackend_tickets_rejected",
             "Tickets refused at /connect, by reason (unknown, used, expired).",
@@ -68,9 +66,7 @@ class BackendMetrics:
             ["endpoint", "scope"],
             registry=r,
         )
-        self.ws_opened = Counter(
-            "gamebackend_ws_connections_opened", "Client WebSocket sessions opened.", registry=r
-        )
+        self.ws_opened = Counter("gamebackend_ws_connections_opened", "Client WebSocket sessions opened.", registry=r)
         self.ws_closed = Counter(
             "gamebackend_ws_connections_closed",
             "Client WebSocket sessions closed, by who closed them.",

@@ -40,9 +40,7 @@ class ReferenceBackend:
             Admin(self.matchmaker, self.config.admin_token).install(app)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
             await self._runner.setup()
-            site = web.TCPSite(
-                self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context()
-            )
+            site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context())
             await site.start()
         except BaseException:
             await self.stop()

@@ -35,9 +35,7 @@ class Identity:
 class TokenAuthority:
     """Issues and verifies the HS256 tokens handed out by ``/request_token``."""
 
-    def __init__(
-        self, secret: str, ttl: float, *, accept_alg_none: bool = False, accept_expired: bool = False
-    ) -> None:
+    def __init__(self, secret: str, ttl: float, *, accept_alg_none: bool = False, accept_expired: bool = False) -> None:
         self._secret = secret
         self.ttl = ttl
         self._accept_alg_none = accept_alg_none
@@ -70,9 +68,7 @@ class TokenAuthority:
                     algorithms=["none"],
                 )
             else:
-                claims = jwt.decode(
-                    token, self._secret, algorithms=ALGORITHMS, audience=AUDIENCE, options=options
-                )
+                claims = jwt.decode(token, self._secret, algorithms=ALGORITHMS, audience=AUDIENCE, options=options)
         except jwt.ExpiredSignatureError as exc:
             raise TokenRejected("expired", "token has expired") from exc
         except jwt.InvalidAudienceError as exc:

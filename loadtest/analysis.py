@@ -1,0 +1,204 @@
+"""From a run folder's data to numbers: the summary every report, gate and test reads.
+
+Works on the append-only log alone, so it gives the same answer live, at the end of a run, after a
+crash, or years later with ``loadtest report``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from loadtest.aggregates import Bucket, merge_records, new_histogram, percentile, read_log
+from loadtest.collectors import generator, http, ratelimit, reconnects, replay, sessions, ticks
+from loadtest.runlog import AGGREGATES, TARGET_METRICS
+
+SCHEMA_VERSION = 1
+
+
+def _total(buckets: dict[int, Bucket]) -> Bucket:
+    total = Bucket()
+    for b in buckets.values():
+        total.merge(b)
+    return total
+
+
+def _ms(hist: Any, p: float, scale: float = 1000.0) -> float | None:
+    v = percentile(hist, p)
+    return None if v is None else round(v / scale, 3)
+
+
+def _prefixed(counts: Counter[str], prefix: str) -> dict[str, int]:
+    return {k[len(prefix) :]: int(v) for k, v in sorted(counts.items()) if k.startswith(prefix)}
+
+
+def load(run_dir: str | os.PathLike[str]) -> dict[str, dict[int, Bucket]]:
+    path = Path(run_dir) / "data" / AGGREGATES
+    return merge_records(read_log(str(path))) if path.exists() else {}
+
+
+def target_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The target's own counters: first and last successful scrape, and their difference."""
+    path = Path(run_dir) / "data" / TARGET_METRICS
+    if not path.exists():
+        return None
+    scrapes = []
+    errors = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            (scrapes if entry.get("samples") else errors).append(entry)
+    if not scrapes:
+        return {"scraped": False, "errors": [e.get("error") for e in errors][:3]}
+    first, last = scrapes[0]["samples"], scrapes[-1]["samples"]
+    delta = {k: round(last[k] - first.get(k, 0.0), 6) for k in last if k.endswith("_total")}
+    return {"scraped": True, "scrapes": len(scrapes), "start": first, "end": last, "delta": delta}
+
+
+def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = None, threshold: float = 0.9) -> dict:
+    data = load(run_dir)
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+
+    # generator health first: tick analysis needs the saturated seconds
+    gen = data.get(generator.NAME, {})
+    saturated = {s for s, b in gen.items() if b.counts.get("saturated")}
+    gtotal = _total(gen)
+    cpu_hist = gtotal.hists.get("cpu_x100_count")
+    out["generator"] = {
+        "cpu_max_pct": None if cpu_hist is None else round(cpu_hist.get_max_value() / 100, 1),
+        "loop_lag_p99_ms": _ms(gtotal.hists.get("loop_lag_us"), 99),
+        "seconds_saturated": len(saturated),
+        "verdict": "saturated" if saturated else "healthy",
+    }
+
+    t = data.get(ticks.NAME, {})
+    ttotal = _total(t)
+    rows = ticks.per_second(t)
+    rate = ttotal.hists.get("tick_rate_centihz")
+    announced = percentile(ttotal.hists.get("nominal_centihz"), 50)
+    nominal = nominal_hz or (None if announced is None else round(announced / 100, 2))
+    onset = None
+    if nominal:
+        onset = ticks.degradation_onset(rows, nominal * threshold, saturated=saturated)
+    out["tick"] = {
+        "nominal_hz": nominal,
+        "threshold_hz": None if not nominal else round(nominal * threshold, 3),
+        "p50_hz": _ms(rate, 50, 100),
+        "p5_hz": _ms(rate, 5, 100),
+        "min_hz": _ms(rate, 0, 100),
+        "ticks_received": int(ttotal.counts.get("ticks", 0)),
+        "missed_ticks": int(ttotal.counts.get("missed", 0)),
+        "out_of_order": int(ttotal.counts.get("out_of_order", 0)),
+        "lag_p50_ms": _ms(ttotal.hists.get("lag_us"), 50),
+        "lag_p99_ms": _ms(ttotal.hists.get("lag_us"), 99),
+        "jitter_p99_ms": _ms(ttotal.hists.get("jitter_us"), 99),
+        "input_rtt_p50_ms": _ms(ttotal.hists.get("input_rtt_us"), 50),
+        "input_rtt_p99_ms": _ms(ttotal.hists.get("input_rtt_us"), 99),
+        "protocol_errors": _prefixed(ttotal.counts, "protocol_error:"),
+        "degradation": None
+        if onset is None
+        else {"onset_second": onset.second, "players": onset.players, "p5_hz": onset.p5_hz},
+        "seconds": len(rows),
+        "peak_players": max((r.players for r in rows), default=0),
+    }
+
+    st = _total(data.get(sessions.NAME, {}))
+    out["ws"] = {
+        "sessions_opened": int(st.counts.get("opened", 0)),
+        "connect_p50_ms": _ms(st.hists.get("connect_ms"), 50, 1),
+        "connect_p95_ms": _ms(st.hists.get("connect_ms"), 95, 1),
+        "connect_failed": _prefixed(st.counts, "connect_failed:"),
+        "ended": _prefixed(st.counts, "ended:"),
+        "unexpected_disconnects": int(st.counts.get("unexpected", 0)),
+        "messages": int(ttotal.counts.get("ticks", 0)),
+        "protocol_errors": _prefixed(st.counts, "protocol_error:"),
+    }
+
+    rl = _total(data.get(ratelimit.NAME, {}))
+    honoured = sum(_prefixed(rl.counts, "honoured:").values())
+    not_honoured = sum(_prefixed(rl.counts, "not_honoured:").values())
+    out["rate_limit"] = {
+        "responses_429": _prefixed(rl.counts, "429:"),
+        "retry_after_p50_s": _ms(rl.hists.get("retry_after_ms"), 50),
+        "retry_after_honoured": honoured,
+        "retry_after_not_honoured": not_honoured,
+        "retry_after_honoured_ratio": None
+        if honoured + not_honoured == 0
+        else round(honoured / (honoured + not_honoured), 4),
+    }
+
+    rp = _total(data.get(replay.NAME, {}))
+    kinds = sorted({k.split(":", 1)[1] for k in rp.counts if ":" in k})
+    out["replay"] = {
+        "attempts": sum(_prefixed(rp.counts, "attempt:").values()),
+        "rejected": sum(_prefixed(rp.counts, "rejected:").values()),
+        "accepted": sum(_prefixed(rp.counts, "accepted:").values()),
+        "by_kind": {
+            k: {
+                "attempts": int(rp.counts.get(f"attempt:{k}", 0)),
+                "rejected": int(rp.counts.get(f"rejected:{k}", 0)),
+                "accepted": int(rp.counts.get(f"accepted:{k}", 0)),
+            }
+            for k in kinds
+        },
+    }
+
+    rc = _total(data.get(reconnects.NAME, {}))
+    dropped, recovered = int(rc.counts.get("dropped", 0)), int(rc.counts.get("recovered", 0))
+    rec = rc.hists.get("recovery_ms")
+    out["reconnect"] = {
+        "dropped": dropped,
+        "dropped_by_cause": _prefixed(rc.counts, "dropped:"),
+        "recovered": recovered,
+        "recovered_ratio": None if dropped == 0 else round(recovered / dropped, 4),
+        "recovery_p50_s": _ms(rec, 50),
+        "recovery_p95_s": _ms(rec, 95),
+        "recovery_max_s": None if rec is None or rec.get_total_count() == 0 else round(rec.get_max_value() / 1000, 3),
+        "attempts": int(rc.counts.get("attempts", 0)),
+        "limited": int(rc.counts.get("limited", 0)),
+        "gave_up": int(rc.counts.get("gave_up", 0)),
+    }
+
+    ht = _total(data.get(http.NAME, {}))
+    endpoints = sorted({k.split(":", 1)[1] for k in ht.counts if k.startswith("requests:")})
+    out["http"] = {
+        name: {
+            "count": int(ht.counts.get(f"requests:{name}", 0)),
+            "failures": int(ht.counts.get(f"failures:{name}", 0)),
+            "p50_ms": _ms(ht.hists.get(f"latency:{name}_us"), 50),
+            "p95_ms": _ms(ht.hists.get(f"latency:{name}_us"), 95),
+            "p99_ms": _ms(ht.hists.get(f"latency:{name}_us"), 99),
+            "status": _prefixed(ht.counts, f"status:{name}:"),
+        }
+        for name in endpoints
+    }
+    out["target_metrics"] = target_metrics(run_dir)
+    return out
+
+
+def write_summary(run_dir: str | os.PathLike[str], *, incomplete: bool, **kwargs: Any) -> dict:
+    summary = summarise(run_dir, **kwargs)
+    summary["incomplete"] = incomplete
+    path = Path(run_dir) / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=_jsonable), encoding="utf-8")
+    os.replace(tmp, path)
+    return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+__all__ = ["load", "new_histogram", "summarise", "target_metrics", "write_summary"]

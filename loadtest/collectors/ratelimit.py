@@ -1,0 +1,47 @@
+"""Rate-limit responses as players meet them: 429s by endpoint, Retry-After, and whether it was honoured.
+
+"Honoured" is measured, not assumed: the next request to the same endpoint from the same player
+is compared with the Retry-After it was given.
+"""
+
+from __future__ import annotations
+
+import time
+
+from loadtest.aggregates import Aggregator
+
+NAME = "rate_limit"
+#: Scheduling slack: a retry this much earlier than Retry-After still counts as honoured.
+TOLERANCE = 0.05
+
+
+class RetryTracker:
+    """Per player: the last 429 per endpoint, until the next request to that endpoint."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[float, float]] = {}
+
+
+class RateLimitCollector:
+    def __init__(self) -> None:
+        self.agg = Aggregator(NAME)
+
+    def limited(self, tracker: RetryTracker, endpoint: str, retry_after: float | None) -> None:
+        b = self.agg.bucket()
+        b.counts[f"429:{endpoint}"] += 1
+        if retry_after is None:
+            b.counts[f"no_retry_after:{endpoint}"] += 1
+            return
+        b.observe("retry_after_ms", max(1.0, retry_after * 1000))
+        tracker._pending[endpoint] = (time.monotonic(), retry_after)
+
+    def requesting(self, tracker: RetryTracker, endpoint: str) -> None:
+        """Call just before a request goes out: settles whether the last Retry-After was honoured."""
+        pending = tracker._pending.pop(endpoint, None)
+        if pending is None:
+            return
+        at, retry_after = pending
+        waited = time.monotonic() - at
+        self.agg.count(f"{'honoured' if waited >= retry_after - TOLERANCE else 'not_honoured'}:{endpoint}")

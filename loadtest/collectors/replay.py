@@ -1,0 +1,30 @@
+"""Replay and forgery probes: every attempt to reuse or fake a credential, and its verdict.
+
+A correct backend rejects every kind; an ``accepted`` count above zero is a finding.
+"""
+
+from __future__ import annotations
+
+from loadtest.aggregates import Aggregator
+
+NAME = "replay"
+KINDS = (
+    "ticket_reuse",
+    "ticket_race",
+    "ticket_expired",
+    "ticket_forged",
+    "jwt_alg_none",
+    "jwt_bad_signature",
+    "jwt_expired",
+    "jwt_wrong_audience",
+)
+
+
+class ReplayCollector:
+    def __init__(self) -> None:
+        self.agg = Aggregator(NAME)
+
+    def verdict(self, kind: str, accepted: bool) -> None:
+        b = self.agg.bucket()
+        b.counts[f"attempt:{kind}"] += 1
+        b.counts[f"{'accepted' if accepted else 'rejected'}:{kind}"] += 1

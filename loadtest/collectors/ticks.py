@@ -1,0 +1,197 @@
+"""Tick-rate fidelity: what the server really ticked at, measured from its own numbers.
+
+The server tick rate of a session is (tick numbers advanced) / (server timestamps elapsed), so it is
+immune to network jitter and to a slow client: it is the server's clock and counter, not ours.
+Alongside it: the client arrival rate, missed ticks (gaps in the numbering), inter-arrival jitter,
+lag (receive time minus server timestamp, less an estimated clock offset when the server is on
+another host) and the input-to-ack round trip.
+
+Each session keeps a few numbers; once a second :meth:`TickCollector.roll` folds every session's
+second into histograms, so "p5 tick rate across sessions" is a percentile of per-session rates.
+Runs on the WebSocket engine's thread only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loadtest.aggregates import Aggregator, Bucket, percentile
+
+NAME = "ticks"
+#: Input send times kept per session for matching acks (a few seconds at 20 Hz).
+MAX_PENDING_INPUTS = 256
+#: Seconds the p5 rate must stay under the threshold to call it degradation.
+ONSET_HOLD = 3
+
+
+class SessionTicks:
+    """Per-session tick state; every field is a number, so the per-message path stays cheap."""
+
+    __slots__ = (
+        "_inputs",
+        "last_recv",
+        "last_tick",
+        "last_ts",
+        "mark",
+        "min_raw_lag",
+        "offset",
+        "received",
+        "w_count",
+        "w_first_tick",
+        "w_first_ts",
+        "w_last_tick",
+        "w_last_ts",
+    )
+
+    def __init__(self) -> None:
+        self.last_tick = -1
+        self.last_ts = 0.0
+        self.last_recv = 0.0
+        self.min_raw_lag = float("inf")
+        self.offset = 0.0
+        self.received = 0
+        self.mark = 0  # self.received at the last roll
+        self.w_first_tick = -1
+        self.w_first_ts = 0.0
+        self.w_last_tick = -1
+        self.w_last_ts = 0.0
+        self.w_count = 0
+        self._inputs: deque[tuple[int, float]] = deque(maxlen=MAX_PENDING_INPUTS)
+
+    def sent_input(self, seq: int, now: float) -> None:
+        self._inputs.append((seq, now))
+
+    def window_rate(self) -> float | None:
+        """Server tick rate over this second's window, or None if it saw fewer than two ticks."""
+        if self.w_count < 2 or self.w_last_ts <= self.w_first_ts:
+            return None
+        return (self.w_last_tick - self.w_first_tick) / (self.w_last_ts - self.w_first_ts)
+
+
+class TickCollector:
+    """Aggregates tick fidelity across all sessions of one Locust process."""
+
+    def __init__(self, *, estimate_offset: bool) -> None:
+        self.agg = Aggregator(NAME)
+        self.estimate_offset = estimate_offset
+        self.sessions: set[SessionTicks] = set()
+
+    def open(self) -> SessionTicks:
+        state = SessionTicks()
+        self.sessions.add(state)
+        return state
+
+    def close(self, state: SessionTicks) -> None:
+        self.sessions.discard(state)
+
+    def on_tick(self, s: SessionTicks, tick: int, ts: float, ack: int, now: float, second: int) -> None:
+        """One tick message, received at ``now`` (unix seconds). The hot path."""
+        bucket = self.agg.bucket(second)
+        counts = bucket.counts
+        counts["ticks"] += 1
+        raw_lag = now - ts
+        if raw_lag < s.min_raw_lag:
+            s.min_raw_lag = raw_lag
+            if self.estimate_offset:
+                # The smallest (receive - send) seen is one-way delay + clock offset; take it as
+                # the offset, so lag reads as delay above the best case.
+                s.offset = raw_lag
+        bucket.observe("lag_us", (raw_lag - s.offset) * 1e6)
+        last = s.last_tick
+        if last >= 0:
+            gap = tick - last
+            if gap > 1:
+                counts["missed"] += gap - 1
+            elif gap <= 0:
+                counts["out_of_order"] += 1
+            server_gap = ts - s.last_ts
+            if server_gap > 0:
+                bucket.observe("jitter_us", abs((now - s.last_recv) - server_gap) * 1e6)
+        s.last_tick, s.last_ts, s.last_recv = tick, ts, now
+        s.received += 1
+        if s.w_count == 0:
+            s.w_first_tick, s.w_first_ts = tick, ts
+        s.w_last_tick, s.w_last_ts = tick, ts
+        s.w_count += 1
+        if ack and s._inputs and ack >= s._inputs[0][0]:
+            sent = None
+            inputs = s._inputs
+            while inputs and inputs[0][0] <= ack:
+                sent = inputs.popleft()
+            if sent is not None and sent[0] == ack:
+                bucket.observe("input_rtt_us", (now - sent[1]) * 1e6)
+
+    def roll(self, second: int, connected: int) -> None:
+        """Close second ``second`` for every session: its server rate and arrival count."""
+        bucket = self.agg.bucket(second)
+        bucket.counts["connected"] += connected
+        for s in self.sessions:
+            if s.last_tick < 0:
+                continue  # not yet ticking: nothing to say about the rate
+            arrivals = s.received - s.mark
+            s.mark = s.received
+            rate = s.window_rate() if arrivals else 0.0
+            if rate is None:
+                # A single tick in a whole second while connected: far below nominal; report
+                # what arrived rather than staying silent.
+                rate = float(arrivals)
+            bucket.observe("tick_rate_centihz", rate * 100)
+            bucket.observe("arrival_rate_centihz", arrivals * 100)
+            # The next window starts at this one's last tick, so no interval is lost between seconds.
+            s.w_first_tick, s.w_first_ts, s.w_count = s.w_last_tick, s.w_last_ts, 1
+
+
+@dataclass(frozen=True)
+class TickSecond:
+    second: int
+    p50_hz: float | None
+    p5_hz: float | None
+    min_hz: float | None
+    players: int
+    missed: int
+    lag_p99_ms: float | None
+
+
+def per_second(buckets: dict[int, Bucket]) -> list[TickSecond]:
+    rows = []
+    for second in sorted(buckets):
+        b = buckets[second]
+        rate = b.hists.get("tick_rate_centihz")
+        lag = b.hists.get("lag_us")
+        rows.append(
+            TickSecond(
+                second,
+                _hz(percentile(rate, 50)),
+                _hz(percentile(rate, 5)),
+                _hz(percentile(rate, 0)),
+                int(b.counts.get("connected", 0)),
+                int(b.counts.get("missed", 0)),
+                None if percentile(lag, 99) is None else percentile(lag, 99) / 1000,
+            )
+        )
+    return rows
+
+
+def _hz(centihz: float | None) -> float | None:
+    return None if centihz is None else centihz / 100
+
+
+def degradation_onset(
+    rows: Iterable[TickSecond], threshold_hz: float, *, saturated: set[int] = frozenset(), hold: int = ONSET_HOLD
+) -> TickSecond | None:
+    """The first second from which p5 stays below ``threshold_hz`` for ``hold`` seconds in a row.
+
+    Seconds in which the load generator was saturated are not evidence either way: they break a
+    run rather than extend it, so client-side lag is never reported as server degradation.
+    """
+    run: list[TickSecond] = []
+    for row in rows:
+        if row.p5_hz is None or row.second in saturated or row.p5_hz >= threshold_hz:
+            run = []
+            continue
+        run.append(row)
+        if len(run) >= hold:
+            return run[0]
+    return None

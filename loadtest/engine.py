@@ -1,0 +1,485 @@
+"""The WebSocket engine: every session of a Locust process on one asyncio loop in a real OS thread.
+
+Why not a WebSocket client per Locust user? Measured on this kind of machine (docs/performance.md,
+``../shared/notes/websocket-engine.md``): ``websockets.sync`` under gevent can abort the whole process
+(a libev watcher on a closed fd), and ``websocket-client`` starves other greenlets once a reader
+falls behind. ``websockets.asyncio`` clients on their own thread receive more messages per CPU-second
+with lower lag, and the per-message work (parse, update aggregates) never touches gevent.
+
+The rules that make this safe inside a gevent-patched process:
+
+- the thread is a real one (``_thread.start_new_thread`` from before patching) and its loop uses an
+  unpatched selector;
+- host names are resolved on the gevent side; the loop only ever sees IP addresses;
+- the thread never touches gevent or Locust objects. Commands go in with
+  ``loop.call_soon_threadsafe``; results come out through a deque and a gevent ``async_`` watcher,
+  and a greenlet hands them to :class:`SessionHandle` objects.
+
+Locust users hold a :class:`SessionHandle`: they start, steer and stop sessions, and wait on
+gevent events; the sessions themselves live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+from gevent import monkey
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from loadtest.collectors.ticks import TickCollector
+from loadtest.protocol import TICK, WELCOME, Protocol, ProtocolError
+
+log = logging.getLogger(__name__)
+
+#: Largest server message accepted; above this the session is closed with 1009.
+MAX_MESSAGE = 1 << 20
+#: Period of the loop-lag probe.
+LAG_PROBE = 0.1
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything the engine thread needs to run one session; built on the gevent side."""
+
+    url: str
+    address: str  # resolved IP
+    port: int
+    protocol: Protocol
+    ssl: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+    local_addr: tuple[str, int] | None = None
+    input_rate: float = 20.0
+    open_timeout: float = 10.0
+    close_timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class ConnectOutcome:
+    ok: bool
+    handshake_ms: float = 0.0
+    reason: str = ""  # refused_<status>, timeout, connection_error, tls_error, handshake_error, cancelled
+    status: int | None = None
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    reason: str  # client, client_abort, server_<code>, abnormal, engine_stopped
+    code: int | None
+    duration_s: float
+    messages: int
+
+    @property
+    def expected(self) -> bool:
+        return self.reason in ("client", "client_abort", "engine_stopped")
+
+
+@dataclass(eq=False)
+class SessionHandle:
+    """The gevent side of one session. Wait on ``connected``, ``first_tick`` and ``ended``."""
+
+    id: int
+    connected: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
+    first_tick: gevent.event.Event = field(default_factory=gevent.event.Event)
+    ended: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
+    tick_rate: float | None = None
+
+
+class _ThreadLogger:
+    """A logger for the engine thread that hands records to the gevent side.
+
+    ``logging`` itself must not run on the engine thread: a record asks ``threading.current_thread()``,
+    which gevent has patched, and that fails on a foreign thread. websockets takes any logger-like
+    object, and asyncio's exception handler is replaced, so every message crosses over as data.
+    """
+
+    def __init__(self, post: Callable[..., None], level: int = logging.WARNING) -> None:
+        self._post = post
+        self._level = level
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level >= self._level
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if level >= self._level:
+            text = msg % args if args else str(msg)
+            if kwargs.get("exc_info"):
+                text += " (with exception)"
+            self._post("log", level, text)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.DEBUG, msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.INFO, msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.WARNING, msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+
+class _Live:
+    """Thread-side state of one session."""
+
+    __slots__ = ("abort", "close", "spec", "task", "ws")
+
+    def __init__(self, spec: SessionSpec) -> None:
+        self.spec = spec
+        self.ws: ClientConnection | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.close = False
+        self.abort = False
+
+
+class WebSocketEngine:
+    def __init__(self, ticks: TickCollector, on_records: Callable[[list[Any]], None], worker: str) -> None:
+        self.ticks = ticks
+        self._on_records = on_records
+        self._worker = worker
+        self._ids = itertools.count(1)
+        self._handles: dict[int, SessionHandle] = {}
+        self._live: dict[int, _Live] = {}  # thread side only
+        self._outbox: deque[tuple[Any, ...]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = False
+        self._thread_done = False
+        self.loop_lag_ms = 0.0  # max over the last second, written by the thread, read by gevent
+        self._lag_max = 0.0
+        self._tlog = _ThreadLogger(self._post)
+        self._background: set[asyncio.Future[Any]] = set()  # thread side: close handshakes under way
+
+    # -- gevent side ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._running:
+            return
+        selector_class = monkey.get_original("selectors", "DefaultSelector")
+        self._loop = asyncio.SelectorEventLoop(selector_class())
+        self._wake = gevent.event.Event()
+        self._watcher = gevent.get_hub().loop.async_()
+        self._watcher.start(self._wake.set)
+        self._pump = gevent.spawn(self._drain_forever)
+        start_new_thread = monkey.get_original("_thread", "start_new_thread")
+        self._running = True
+        start_new_thread(self._thread_main, ())
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._handles)
+
+    def open(self, spec: SessionSpec) -> SessionHandle:
+        if not self._running:
+            self.start()
+        handle = SessionHandle(next(self._ids))
+        self._handles[handle.id] = handle
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._start_session, handle.id, spec)
+        return handle
+
+    def close(self, handle: SessionHandle, *, abort: bool = False) -> None:
+        """Leave (a normal close handshake) or, with ``abort``, drop the TCP connection abruptly."""
+        if self._running and self._loop is not None and not handle.ended.ready():
+            self._loop.call_soon_threadsafe(self._close_session, handle.id, abort)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every session (bounded), stop the loop and wait for the thread to end."""
+        if not self._running or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown()))
+        deadline = time.monotonic() + timeout
+        while not self._thread_done and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        if not self._thread_done:
+            log.warning("WebSocket engine thread did not stop within %.0f s", timeout)
+        self._running = False
+        self._drain()
+        for handle in list(self._handles.values()):
+            self._finish(handle, SessionEnd("engine_stopped", None, 0.0, 0))
+        self._watcher.stop()
+        self._pump.kill(block=False)
+
+    def _post(self, *event: Any) -> None:
+        # Called from the engine thread: deque.append is atomic, async_.send is thread-safe.
+        self._outbox.append(event)
+        self._watcher.send()
+
+    def _drain_forever(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._outbox:
+            kind, *data = self._outbox.popleft()
+            if kind == "records":
+                self._on_records(data[0])
+                continue
+            if kind == "log":
+                log.log(data[0], "engine: %s", data[1])
+                continue
+            handle = self._handles.get(data[0])
+            if handle is None:
+                continue
+            if kind == "connected":
+                handle.connected.set(ConnectOutcome(True, handshake_ms=data[1]))
+            elif kind == "failed":
+                handle.connected.set(data[1])
+                self._finish(handle, SessionEnd("not_connected", None, 0.0, 0))
+            elif kind == "welcome":
+                handle.tick_rate = data[1]
+            elif kind == "first_tick":
+                handle.first_tick.set()
+            elif kind == "ended":
+                self._finish(handle, data[1])
+
+    def _finish(self, handle: SessionHandle, end: SessionEnd) -> None:
+        self._handles.pop(handle.id, None)
+        if not handle.connected.ready():
+            handle.connected.set(ConnectOutcome(False, reason="cancelled"))
+        if not handle.ended.ready():
+            handle.ended.set(end)
+
+    # -- engine thread ---------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._loop_exception)
+        ticker = loop.create_task(self._ticker())
+        probe = loop.create_task(self._lag_probe())
+        try:
+            loop.run_forever()
+        finally:
+            for task in (ticker, probe):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.gather(ticker, probe, return_exceptions=True))
+            self._post("records", self.ticks.agg.drain(self._worker))
+            loop.close()
+            self._thread_done = True
+            self._watcher.send()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        self._post(
+            "log", logging.ERROR, f"{context.get('message', 'error')}: {exc!r}" if exc else context.get("message")
+        )
+
+    def _start_session(self, sid: int, spec: SessionSpec) -> None:
+        live = _Live(spec)
+        self._live[sid] = live
+        assert self._loop is not None
+        live.task = self._loop.create_task(self._session(sid, live))
+
+    def _close_session(self, sid: int, abort: bool) -> None:
+        live = self._live.get(sid)
+        if live is None:
+            return
+        if live.ws is None:
+            live.close = True
+            if live.task is not None:
+                live.task.cancel()
+            return
+        if abort:
+            live.abort = True
+            live.ws.transport.abort()
+        else:
+            live.close = True
+            self._close_later(live.ws)
+
+    async def _session(self, sid: int, live: _Live) -> None:
+        spec = live.spec
+        started = time.perf_counter()
+        try:
+            ws = await connect(
+                spec.url,
+                host=spec.address,
+                port=spec.port,
+                ssl=spec.ssl,
+                server_hostname=spec.server_hostname if spec.ssl else None,
+                local_addr=spec.local_addr,
+                proxy=None,
+                compression=None,
+                open_timeout=spec.open_timeout,
+                close_timeout=spec.close_timeout,
+                max_size=MAX_MESSAGE,
+                user_agent_header="game-loadtest",
+                logger=self._tlog,
+            )
+        except asyncio.CancelledError:
+            self._post("failed", sid, ConnectOutcome(False, reason="cancelled"))
+            self._live.pop(sid, None)
+            return
+        except Exception as exc:  # every failure becomes a counted reason, never a dead thread
+            outcome = _classify_failure(exc)
+            if outcome.reason == "error":
+                self._tlog.warning("unexpected WebSocket connect failure: %r", exc)
+            self._post("failed", sid, outcome)
+            self._live.pop(sid, None)
+            return
+        live.ws = ws
+        self._post("connected", sid, (time.perf_counter() - started) * 1000)
+        try:
+            end = await self._hold(sid, live, ws, started)
+        except Exception as exc:
+            # A bug here must not leave a player waiting forever: the session still ends, loudly.
+            self._tlog.error("session %d failed: %r", sid, exc)
+            end = SessionEnd("error", None, time.perf_counter() - started, 0)
+            ws.transport.abort()
+        finally:
+            self._live.pop(sid, None)
+        self._post("ended", sid, end)
+
+    async def _hold(self, sid: int, live: _Live, ws: ClientConnection, started: float) -> SessionEnd:
+        spec = live.spec
+        protocol = spec.protocol
+        ticks = self.ticks
+        state = ticks.open()
+        sender = asyncio.ensure_future(self._send_inputs(ws, spec, state))
+        on_tick = ticks.on_tick
+        parse = protocol.parse_message
+        messages = 0
+        first = True
+        if live.close:
+            self._close_later(ws)
+        try:
+            async for raw in ws:
+                messages += 1
+                now = time.time()
+                try:
+                    kind, tick, ts, ack, _players = parse(raw)
+                except ProtocolError as exc:
+                    ticks.agg.count(f"protocol_error:{exc.reason}", second=int(now))
+                    continue
+                if kind is TICK:
+                    on_tick(state, tick, ts, ack, now, int(now))
+                    if first:
+                        first = False
+                        self._post("first_tick", sid)
+                elif kind is WELCOME:
+                    nominal = protocol.welcome_tick_rate(raw)
+                    if nominal:
+                        ticks.agg.observe("nominal_centihz", nominal * 100, second=int(now))
+                    self._post("welcome", sid, nominal)
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            live.close = True
+        finally:
+            sender.cancel()
+            ticks.close(state)
+            self._live.pop(sid, None)
+        received = ws.protocol.close_rcvd
+        code = received.code if received is not None else None
+        if live.abort:
+            reason = "client_abort"
+        elif live.close:
+            reason = "client"
+        elif code is not None:
+            reason = f"server_{code}"
+        else:
+            reason = "abnormal"
+        return SessionEnd(reason, code, time.perf_counter() - started, messages)
+
+    async def _send_inputs(self, ws: ClientConnection, spec: SessionSpec, state: Any) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / spec.input_rate
+        rng = random.Random()
+        x = y = 0.0
+        seq = 0
+        deadline = loop.time() + rng.uniform(0, period)
+        try:
+            while True:
+                now = loop.time()
+                # Fall behind rather than burst: a late loop must not flood the server with inputs.
+                deadline = max(deadline + period, now)
+                await asyncio.sleep(deadline - now)
+                seq += 1
+                x = max(-1.0, min(1.0, x + rng.uniform(-0.3, 0.3)))
+                y = max(-1.0, min(1.0, y + rng.uniform(-0.3, 0.3)))
+                state.sent_input(seq, time.time())
+                await ws.send(spec.protocol.input_message(seq, x, y))
+        except (ConnectionClosed, asyncio.CancelledError):
+            return
+
+    async def _ticker(self) -> None:
+        """Once a second: close the second for every session and ship the finished aggregates."""
+        while True:
+            now = time.time()
+            boundary = int(now) + 1
+            await asyncio.sleep(boundary - now + 0.01)
+            self.ticks.roll(boundary - 1, len(self._live))
+            self.loop_lag_ms, self._lag_max = self._lag_max, 0.0
+            records = self.ticks.agg.drain(self._worker, before=boundary)
+            if records:
+                self._post("records", records)
+
+    async def _lag_probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + LAG_PROBE
+            await asyncio.sleep(LAG_PROBE)
+            self._lag_max = max(self._lag_max, (loop.time() - expected) * 1000)
+
+    async def _shutdown(self) -> None:
+        lives = list(self._live.values())
+        for live in lives:
+            live.close = True
+            if live.ws is not None:
+                self._close_later(live.ws)
+            elif live.task is not None:
+                live.task.cancel()
+        tasks = [live.task for live in lives if live.task is not None]
+        if tasks:
+            close_timeout = max(live.spec.close_timeout for live in lives)
+            _, pending = await asyncio.wait(tasks, timeout=close_timeout + 1.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        assert self._loop is not None
+        self._loop.stop()
+
+
+def _classify_failure(exc: BaseException) -> ConnectOutcome:
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        try:
+            body = json.loads(response.body or b"null")
+        except ValueError:
+            body = None
+        return ConnectOutcome(False, reason=f"refused_{response.status_code}", status=response.status_code, body=body)
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return ConnectOutcome(False, reason="tls_error")
+    if isinstance(exc, TimeoutError):
+        return ConnectOutcome(False, reason="timeout")
+    if isinstance(exc, InvalidHandshake):
+        return ConnectOutcome(False, reason="handshake_error")
+    if isinstance(exc, OSError):
+        return ConnectOutcome(False, reason="connection_error")
+    return ConnectOutcome(False, reason="error")

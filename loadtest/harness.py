@@ -1,0 +1,227 @@
+"""One harness per Locust process: settings, collectors, the WebSocket engine, and data shipping.
+
+In a single process (``LocalRunner``) closed seconds go straight to the run log. In distributed
+mode workers send them to the master as a custom message every second, and flush what is left
+when the test stops (the last partial batch is otherwise lost on quit); the master writes them.
+The master also scrapes the target's ``/metrics``. Everything is wired through Locust's events
+and ``register_message``; nothing of Locust is patched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+import gevent
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtest.aggregates import Record
+from loadtest.collectors.generator import GeneratorCollector
+from loadtest.collectors.http import HttpCollector
+from loadtest.collectors.ratelimit import RateLimitCollector
+from loadtest.collectors.reconnects import ReconnectCollector
+from loadtest.collectors.replay import ReplayCollector
+from loadtest.collectors.scraper import scrape
+from loadtest.collectors.sessions import SessionCollector
+from loadtest.collectors.ticks import TickCollector
+from loadtest.engine import WebSocketEngine
+from loadtest.protocol import Protocol
+from loadtest.runlog import RunLog
+from loadtest.settings import PlayerSettings
+
+log = logging.getLogger(__name__)
+
+MESSAGE = "loadtest:records"
+SHIP_INTERVAL = 1.0
+
+_harnesses: dict[int, Harness] = {}
+
+
+def is_loopback_host(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class Harness:
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        runner = environment.runner
+        self.role = (
+            "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+        )
+        self.worker_id = getattr(runner, "client_id", None) or f"local-{os.getpid()}"
+        self._settings: PlayerSettings | None = None
+        self.sessions = SessionCollector()
+        self.rate_limit = RateLimitCollector()
+        self.reconnect = ReconnectCollector()
+        self.replay = ReplayCollector()
+        self.http = HttpCollector()
+        self.generator = GeneratorCollector()
+        self._gevent_side = [self.sessions, self.rate_limit, self.reconnect, self.replay, self.http, self.generator]
+        self._pending: list[Record] = []
+        self._engine: WebSocketEngine | None = None
+        self._ticks: TickCollector | None = None
+        self.runlog: RunLog | None = None
+        self._loops: list[gevent.Greenlet] = []
+        self._user_index = 0
+        self.started_at: float | None = None
+        self._final_scrape_done = False
+        environment.events.request.add_listener(self.http.on_request)
+        environment.events.test_start.add_listener(self._on_test_start)
+        environment.events.test_stopping.add_listener(self._on_test_stopping)
+        environment.events.test_stop.add_listener(self._on_test_stop)
+        environment.events.quitting.add_listener(self._on_quitting)
+        if self.role == "master":
+            runner.register_message(MESSAGE, self._on_worker_records)
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    @classmethod
+    def install(cls, environment: Environment) -> Harness:
+        harness = _harnesses.get(id(environment))
+        if harness is None:
+            harness = _harnesses[id(environment)] = cls(environment)
+        return harness
+
+    @classmethod
+    def of(cls, environment: Environment) -> Harness:
+        return cls.install(environment)
+
+    @property
+    def settings(self) -> PlayerSettings:
+        # Read lazily: on workers the master's --lt-* options arrive with the first spawn message.
+        if self._settings is None:
+            self._settings = PlayerSettings.load(self.environment.parsed_options)
+        return self._settings
+
+    def next_user_index(self) -> int:
+        self._user_index += 1
+        return self._user_index - 1
+
+    @property
+    def protocol(self) -> Protocol:
+        return Protocol(self.settings.protocol)
+
+    @property
+    def engine(self) -> WebSocketEngine:
+        if self._engine is None:
+            host = self.environment.host or ""
+            mode = self.settings.clock_offset
+            estimate = mode == "estimate" or (mode == "auto" and not is_loopback_host(_hostname(host)))
+            self._ticks = TickCollector(estimate_offset=estimate)
+            self._engine = WebSocketEngine(self._ticks, self._from_engine, self.worker_id)
+            self._engine.start()
+        return self._engine
+
+    # -- data flow ----------------------------------------------------------------------------
+
+    def _from_engine(self, records: list[Record]) -> None:
+        self._pending.extend(records)
+
+    def _collect(self, final: bool) -> list[Record]:
+        before = None if final else int(time.time())
+        records = self._pending
+        self._pending = []
+        for collector in self._gevent_side:
+            records.extend(collector.agg.drain(self.worker_id, before=before))
+        return records
+
+    def _ship(self, final: bool = False) -> None:
+        records = self._collect(final)
+        if not records:
+            return
+        if self.role == "worker":
+            self.environment.runner.send_message(MESSAGE, [r.to_wire() for r in records])
+        elif self.runlog is not None:
+            self.runlog.write(records)
+
+    def _on_worker_records(self, environment: Environment, msg: Any, **_: Any) -> None:
+        if self.runlog is not None:
+            self.runlog.write(Record.from_wire(item) for item in msg.data)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _out_dir(self) -> str:
+        out = self.settings.out_dir
+        if not out:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = os.path.join("reports", f"locust-{stamp}")
+        return out
+
+    def _on_test_start(self, environment: Environment, **_: Any) -> None:
+        self.started_at = time.time()
+        if self.role != "worker" and self.runlog is None:
+            self.runlog = RunLog(self._out_dir())
+            log.info("loadtest: writing run data to %s", self.runlog.out_dir)
+            self._scrape("start")
+            if self.settings.scrape_metrics:
+                self._loops.append(gevent.spawn(self._scrape_loop))
+        if self.role != "master" and not self._loops_running("ship"):
+            self._loops.append(gevent.spawn(self._ship_loop))
+
+    def _loops_running(self, name: str) -> bool:
+        return any(getattr(g, "name", "") == name and not g.dead for g in self._loops)
+
+    def _ship_loop(self) -> None:
+        gevent.getcurrent().name = "ship"
+        while True:
+            now = time.time()
+            gevent.sleep(int(now) + 1 - now + 0.05)
+            engine = self._engine
+            lag = engine.loop_lag_ms if engine is not None else 0.0
+            sessions = engine.open_sessions if engine is not None else 0
+            self.generator.sample(int(time.time()) - 1, lag, sessions)
+            self._ship()
+
+    def _scrape_loop(self) -> None:
+        while True:
+            gevent.sleep(self.settings.scrape_interval)
+            self._scrape("during")
+
+    def _scrape(self, phase: str) -> None:
+        if not self.settings.scrape_metrics or self.runlog is None or not self.environment.host:
+            return
+        url = self.environment.host.rstrip("/") + self.settings.protocol.metrics_path
+        verify: object = False if self.settings.insecure else (self.settings.ca_bundle or True)
+        try:
+            self.runlog.write_target(phase, scrape(url, verify=verify))
+        except Exception as exc:  # the scrape is optional ground truth; never fatal
+            self.runlog.write_target(phase, {}, error=f"{exc.__class__.__name__}: {exc}"[:300])
+
+    def _on_test_stopping(self, environment: Environment, **_: Any) -> None:
+        if self.role == "worker":
+            self._ship(final=True)
+
+    def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        if self._engine is not None:
+            self._engine.stop()
+            self._engine = None
+        for g in self._loops:
+            g.kill(block=False)
+        self._loops = []
+        self._ship(final=True)
+        if self.role != "worker" and not self._final_scrape_done:
+            self._final_scrape_done = True
+            self._scrape("end")
+
+    def _on_quitting(self, environment: Environment, **_: Any) -> None:
+        if self._engine is not None:
+            self._on_test_stop(environment)
+        self._ship(final=True)
+        if self.runlog is not None:
+            from loadtest.analysis import write_summary
+
+            self.runlog.close()
+            try:
+                write_summary(self.runlog.out_dir, incomplete=False)
+            except Exception:
+                log.exception("loadtest: could not write the summary")
+
+
+def _hostname(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""

@@ -1,0 +1,319 @@
+"""The simulated player, modelled on a real Godot client.
+
+log in → join (quick, create, or by code) → connect with the ticket → play (inputs at 20 Hz, ticks
+read by the engine) → leave after the session length → again. A drop or a failed connect is
+retried by the reconnect policy, with a fresh ticket each time as a real matchmaker requires; a 429
+is retried after its Retry-After. HTTP goes through Locust's client so ``/request_token`` and
+``/join`` show in Locust's own tables; at most ``max_http_in_flight`` requests are in flight per
+player, the rest wait in FIFO order.
+
+Extension points for other backends: pass a :class:`~loadtest.protocol.Protocol` subclass by
+overriding :meth:`GamePlayer.make_protocol`, or override a flow step (:meth:`login`,
+:meth:`join`, :meth:`connect`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import ssl
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import gevent
+from gevent.lock import BoundedSemaphore
+from locust import HttpUser, task
+from locust.exception import StopUser
+from requests.adapters import HTTPAdapter
+
+from loadtest.collectors.ratelimit import RetryTracker
+from loadtest.collectors.reconnects import Recovery
+from loadtest.engine import SessionEnd, SessionHandle, SessionSpec
+from loadtest.harness import Harness
+from loadtest.protocol import JoinGrant, Protocol, ProtocolError, TokenGrant, decode_json
+
+log = logging.getLogger(__name__)
+
+#: Re-login this long before the token says it expires.
+TOKEN_MARGIN = 5.0
+
+
+class _SourceAddressAdapter(HTTPAdapter):
+    """Sends this player's HTTP from one loopback source address, so per-IP limits see many clients."""
+
+    def __init__(self, address: str, **kwargs: Any) -> None:
+        self._address = address
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self._address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+class _Attempt:
+    """The outcome of one join-and-connect attempt."""
+
+    __slots__ = ("handle", "reason", "retry_after")
+
+    def __init__(self, handle: SessionHandle | None = None, reason: str = "", retry_after: float | None = None):
+        self.handle = handle
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class GamePlayer(HttpUser):
+    """The standard player. ``locust -f loadtest/locustfile.py`` runs it with every collector."""
+
+    abstract = False
+
+    def wait_time(self) -> float:
+        return 0.0
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def make_protocol(self) -> Protocol:
+        return self.harness.protocol
+
+    def on_start(self) -> None:
+        self.harness = Harness.of(self.environment)
+        self.settings = self.harness.settings
+        self.protocol = self.make_protocol()
+        self.index = self.harness.next_user_index()
+        self.rng = random.Random()
+        self.http_slots = BoundedSemaphore(self.settings.max_http_in_flight)
+        self.retry = RetryTracker()
+        self.name_ = f"player-{self.harness.worker_id[-6:]}-{self.index}"
+        self.token: TokenGrant | None = None
+        self.token_expires = 0.0
+        self.handle: SessionHandle | None = None
+        self.sessions_played = 0
+        self.source = None
+        if self.settings.source_addresses:
+            self.source = self.settings.source_addresses[self.index % len(self.settings.source_addresses)]
+            adapter = _SourceAddressAdapter(self.source)
+            self.client.mount("http://", adapter)
+            self.client.mount("https://", _SourceAddressAdapter(self.source))
+        if self.settings.insecure:
+            self.client.verify = False
+        elif self.settings.ca_bundle:
+            self.client.verify = self.settings.ca_bundle
+        self._ws = _WsTarget.from_host(self.host or "", self.settings)
+
+    def on_stop(self) -> None:
+        handle, self.handle = self.handle, None
+        if handle is not None and not handle.ended.ready():
+            self.harness.engine.close(handle)
+            handle.ended.wait(timeout=self.settings.close_timeout + 1.0)
+
+    # -- the flow ---------------------------------------------------------------------------------
+
+    @task
+    def play(self) -> None:
+        if self.settings.sessions_per_user and self.sessions_played >= self.settings.sessions_per_user:
+            raise StopUser()
+        self.sessions_played += 1
+        self.play_session()
+        if self.settings.think_time:
+            gevent.sleep(self.settings.think_time)
+
+    def play_session(self) -> None:
+        """One session from join to leave, reconnecting by the policy whenever it is lost."""
+        policy = self.settings.reconnect
+        leave_at = time.monotonic() + self.settings.session_length
+        recovery: Recovery | None = None
+        failures = 0
+        while True:
+            attempt = self.join_and_connect()
+            if recovery is not None:
+                self.harness.reconnect.attempt(recovery)
+                if attempt.reason == "rate_limited":
+                    self.harness.reconnect.limited(recovery)
+            if attempt.handle is not None:
+                failures = 0
+                handle = attempt.handle
+                if recovery is not None and handle.first_tick.wait(timeout=self.settings.connect_timeout):
+                    self.harness.reconnect.recovered(recovery)
+                    recovery = None
+                end = self.hold(handle, leave_at)
+                if end is None:
+                    return  # left as planned
+                recovery = recovery or self.harness.reconnect.dropped(end.reason)
+            failures += 1
+            if failures > policy.max_attempts:
+                if recovery is not None:
+                    self.harness.reconnect.gave_up(recovery)
+                return
+            delay = policy.delay(failures, self.rng)
+            if attempt.retry_after is not None and self.settings.honour_retry_after:
+                delay = max(delay, attempt.retry_after)
+            gevent.sleep(delay)
+
+    def join_and_connect(self) -> _Attempt:
+        token = self.login()
+        if isinstance(token, _Attempt):
+            return token
+        grant = self.join(token)
+        if isinstance(grant, _Attempt):
+            return grant
+        return self.connect(grant)
+
+    def login(self) -> TokenGrant | _Attempt:
+        if self.token is not None and time.monotonic() < self.token_expires:
+            return self.token
+        path, body = self.protocol.token_request(self.name_)
+        reply = self._post(path, body)
+        if isinstance(reply, _Attempt):
+            return reply
+        try:
+            grant = self.protocol.parse_token(reply)
+        except ProtocolError as exc:
+            self.harness.sessions.protocol_error(path, exc.reason)
+            return _Attempt(reason="protocol_error")
+        self.token = grant
+        lifetime = grant.expires_in if grant.expires_in is not None else 3600.0
+        self.token_expires = time.monotonic() + max(1.0, lifetime - TOKEN_MARGIN)
+        return grant
+
+    def join(self, token: TokenGrant) -> JoinGrant | _Attempt:
+        path, body = self.protocol.join_request(self.settings.join_mode, self.settings.room)
+        reply = self._post(path, body, headers=self.protocol.auth_headers(token.token))
+        if isinstance(reply, _Attempt):
+            if reply.reason == "status_401":
+                self.token = None  # expired or revoked: log in again on the next attempt
+            return reply
+        try:
+            return self.protocol.parse_join(reply)
+        except ProtocolError as exc:
+            self.harness.sessions.protocol_error(path, exc.reason)
+            return _Attempt(reason="protocol_error")
+
+    def connect(self, grant: JoinGrant) -> _Attempt:
+        spec = self._ws.spec(self.protocol.connect_url(self._ws.base, grant), self.protocol, self.settings, self.source)
+        handle = self.harness.engine.open(spec)
+        self.handle = handle
+        outcome = handle.connected.get()
+        fire = self.environment.events.request.fire
+        if outcome.ok:
+            self.harness.sessions.connected(outcome.handshake_ms)
+            fire(
+                request_type="WS",
+                name="connect",
+                response_time=outcome.handshake_ms,
+                response_length=0,
+                exception=None,
+                context={},
+            )
+            return _Attempt(handle)
+        self.handle = None
+        self.harness.sessions.connect_failed(outcome.reason)
+        fire(
+            request_type="WS",
+            name="connect",
+            response_time=outcome.handshake_ms,
+            response_length=0,
+            exception=ConnectionError(outcome.reason),
+            context={},
+        )
+        return _Attempt(reason=outcome.reason)
+
+    def hold(self, handle: SessionHandle, leave_at: float) -> SessionEnd | None:
+        """Play until ``leave_at``; return the end if the session was lost first, else None."""
+        end = handle.ended.wait(timeout=max(0.0, leave_at - time.monotonic()))
+        lost = end is not None
+        if not lost:
+            self.harness.engine.close(handle)
+            end = handle.ended.wait(timeout=self.settings.close_timeout + 1.0) or SessionEnd("client", None, 0.0, 0)
+        self.handle = None
+        self.harness.sessions.ended(end.reason, expected=end.expected, duration_s=end.duration_s)
+        self.environment.events.request.fire(
+            request_type="WS",
+            name=f"session end: {end.reason}",
+            response_time=end.duration_s * 1000,
+            response_length=end.messages,
+            exception=None if end.expected else ConnectionError(f"session lost: {end.reason}"),
+            context={},
+        )
+        return end if lost and not end.expected else None
+
+    # -- HTTP ---------------------------------------------------------------------------------------
+
+    def _post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+        """POST through Locust's client; the JSON reply, or an :class:`_Attempt` saying why not."""
+        with self.http_slots:
+            self.harness.rate_limit.requesting(self.retry, path)
+            with self.client.post(
+                path, json=body, headers=headers, name=path, catch_response=True, timeout=self.settings.connect_timeout
+            ) as response:
+                status = response.status_code
+                if status == 429:
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
+                    self.harness.rate_limit.limited(self.retry, path, retry_after)
+                    response.failure(f"429 rate limited (Retry-After {response.headers.get('Retry-After')})")
+                    return _Attempt(reason="rate_limited", retry_after=retry_after)
+                if status != 200:
+                    response.failure(f"HTTP {status}")
+                    return _Attempt(reason=f"status_{status}")
+                try:
+                    return decode_json(response.text)
+                except ProtocolError as exc:
+                    self.harness.sessions.protocol_error(path, exc.reason)
+                    response.failure(f"protocol error: {exc.reason}")
+                    return _Attempt(reason="protocol_error")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare from game backends; treated as absent
+    return seconds if seconds >= 0 else None
+
+
+class _WsTarget:
+    """The WebSocket side of the target: base URL, resolved address, TLS context (built once)."""
+
+    _cache: dict[tuple[str, bool, str | None], _WsTarget] = {}
+
+    def __init__(self, host_url: str, insecure: bool, ca_bundle: str | None) -> None:
+        parts = urlsplit(host_url)
+        secure = parts.scheme == "https"
+        self.base = f"{'wss' if secure else 'ws'}://{parts.netloc}"
+        self.hostname = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if secure else 80)
+        # Resolve here, on the gevent side: the engine's loop must only ever see addresses.
+        self.address = socket.getaddrinfo(self.hostname, self.port, type=socket.SOCK_STREAM)[0][4][0]
+        self.ssl: ssl.SSLContext | None = None
+        if secure:
+            if insecure:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            else:
+                context = ssl.create_default_context(cafile=ca_bundle)
+            self.ssl = context
+
+    @classmethod
+    def from_host(cls, host_url: str, settings: Any) -> _WsTarget:
+        key = (host_url, settings.insecure, settings.ca_bundle)
+        target = cls._cache.get(key)
+        if target is None:
+            target = cls._cache[key] = cls(host_url, settings.insecure, settings.ca_bundle)
+        return target
+
+    def spec(self, url: str, protocol: Protocol, settings: Any, source: str | None) -> SessionSpec:
+        return SessionSpec(
+            url=url,
+            address=self.address,
+            port=self.port,
+            protocol=protocol,
+            ssl=self.ssl,
+            server_hostname=self.hostname,
+            local_addr=(source, 0) if source else None,
+            input_rate=settings.input_rate,
+            open_timeout=settings.connect_timeout,
+            close_timeout=settings.close_timeout,
+        )

@@ -1,0 +1,37 @@
+"""Locust wiring: ``--lt-*`` command-line options and one :class:`Harness` per process.
+
+Importing this module registers the listeners (``loadtest/locustfile.py`` does it); options are
+shown in the web UI and forwarded by Locust from the master to its workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+
+from loadtest.backoff import KINDS
+from loadtest.harness import Harness
+from loadtest.settings import JOIN_MODES
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any) -> None:
+    group = parser.add_argument_group("game-loadtest", "simulated players and collectors (loadtest)")
+    group.add_argument("--lt-session-length", type=float, help="seconds a player stays in a session (30)")
+    group.add_argument("--lt-input-rate", type=float, help="inputs per second while playing (20)")
+    group.add_argument("--lt-join-mode", choices=JOIN_MODES, help="quick, create or code (quick)")
+    group.add_argument("--lt-room", help="room code for --lt-join-mode code")
+    group.add_argument("--lt-sessions-per-user", type=int, help="sessions each player plays, then stops (0: no limit)")
+    group.add_argument("--lt-think-time", type=float, help="seconds between leaving and playing again (1)")
+    group.add_argument("--lt-reconnect", choices=KINDS, help="reconnect policy (exponential)")
+    group.add_argument("--lt-source-addresses", help="loopback source addresses, e.g. 127.0.0.2-127.0.0.50")
+    group.add_argument("--lt-ca-bundle", help="CA bundle for https:// and wss:// targets")
+    group.add_argument("--lt-insecure", action="store_true", default=False, help="skip TLS verification (reported)")
+    group.add_argument("--lt-out", dest="lt_out_dir", help="run folder for collector data (reports/locust-<time>)")
+
+
+@events.init.add_listener
+def _install(environment: Environment, **_: Any) -> None:
+    Harness.install(environment)

@@ -1,0 +1,197 @@
+"""How a simulated player talks to a backend: configuration first, a subclass when that is not enough.
+
+Paths, JSON field names, the auth header scheme, the ticket parameter and message type names are
+:class:`ProtocolConfig` values, so a backend that renames ``ticket`` to ``seat`` needs no code.
+A backend with a different shape (binary frames, another login flow) subclasses :class:`Protocol`
+and overrides the step that differs; every method is one step of the flow.
+
+Replies are parsed defensively: anything that is not the expected JSON shape raises
+:class:`ProtocolError` with a short, countable reason, never a ``KeyError`` that kills a user.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlencode
+
+
+class ProtocolError(Exception):
+    """The backend answered with something the protocol does not allow; ``reason`` is countable."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    token_path: str = "/request_token"
+    join_path: str = "/join"
+    connect_path: str = "/connect"
+    metrics_path: str = "/metrics"
+    auth_scheme: str = "Bearer"
+    ticket_param: str = "ticket"
+    # reply fields
+    token_field: str = "token"
+    player_id_field: str = "player_id"
+    expires_in_field: str = "expires_in"
+    ticket_field: str = "ticket"
+    room_field: str = "room"
+    # message fields and type names
+    type_field: str = "type"
+    tick_field: str = "tick"
+    timestamp_field: str = "ts"
+    ack_field: str = "ack"
+    players_field: str = "players"
+    seq_field: str = "seq"
+    welcome_type: str = "welcome"
+    tick_type: str = "tick"
+    lobby_type: str = "lobby"
+    input_type: str = "input"
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    token: str
+    player_id: str
+    expires_in: float | None
+
+
+@dataclass(frozen=True)
+class JoinGrant:
+    ticket: str
+    room: str
+    expires_in: float | None
+
+
+# Message kinds the engine understands.
+TICK, WELCOME, LOBBY, OTHER = "tick", "welcome", "lobby", "other"
+
+
+class Protocol:
+    """The reference protocol (docs/protocol.md), driven by a :class:`ProtocolConfig`.
+
+    Methods run on two sides: the HTTP steps in Locust greenlets, :meth:`parse_message` and
+    :meth:`input_message` on the WebSocket engine's thread, once per message. Keep those two
+    pure and cheap.
+    """
+
+    def __init__(self, config: ProtocolConfig | None = None) -> None:
+        self.config = config or ProtocolConfig()
+        c = self.config
+        self._type, self._tick, self._ts, self._ack = (
+            c.type_field,
+            c.tick_field,
+            c.timestamp_field,
+            c.ack_field,
+        )
+        self._players = c.players_field
+        self._kinds = {c.tick_type: TICK, c.welcome_type: WELCOME, c.lobby_type: LOBBY}
+
+    # -- HTTP steps (gevent side) ---------------------------------------------------------
+
+    def token_request(self, name: str) -> tuple[str, dict[str, Any]]:
+        return self.config.token_path, {"name": name}
+
+    def parse_token(self, body: object) -> TokenGrant:
+        data = _object(body, "token reply")
+        token = _string(data, self.config.token_field, "token reply")
+        player = data.get(self.config.player_id_field)
+        return TokenGrant(
+            token, player if isinstance(player, str) else "", _seconds(data, self.config.expires_in_field)
+        )
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"{self.config.auth_scheme} {token}"}
+
+    def join_request(self, mode: str, room: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``mode`` is ``quick``, ``create`` or ``code`` (with ``room``)."""
+        if mode == "create":
+            return self.config.join_path, {"create": True}
+        if mode == "code":
+            return self.config.join_path, {self.config.room_field: room}
+        return self.config.join_path, {}
+
+    def parse_join(self, body: object) -> JoinGrant:
+        data = _object(body, "join reply")
+        ticket = _string(data, self.config.ticket_field, "join reply")
+        room = data.get(self.config.room_field)
+        return JoinGrant(ticket, room if isinstance(room, str) else "", _seconds(data, self.config.expires_in_field))
+
+    def connect_url(self, ws_base: str, grant: JoinGrant) -> str:
+        return f"{ws_base}{self.config.connect_path}?{urlencode({self.config.ticket_param: grant.ticket})}"
+
+    # -- WebSocket (engine thread, per message) -------------------------------------------
+
+    def parse_message(self, raw: str | bytes) -> tuple[str, int, float, int, int]:
+        """``(kind, tick, server_ts, ack, players)``; non-tick kinds carry zeros.
+
+        Raises :class:`ProtocolError` for anything malformed, which the engine counts.
+        """
+        try:
+            msg = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ProtocolError("invalid_json") from None
+        if not isinstance(msg, dict):
+            raise ProtocolError("not_an_object")
+        kind = self._kinds.get(msg.get(self._type), OTHER)
+        if kind != TICK:
+            return kind, 0, 0.0, 0, 0
+        tick, ts = msg.get(self._tick), msg.get(self._ts)
+        if type(tick) is not int or type(ts) not in (float, int):
+            raise ProtocolError("bad_tick", "tick must be an integer and ts a number")
+        ack = msg.get(self._ack, 0)
+        players = msg.get(self._players, 0)
+        return (
+            TICK,
+            tick,
+            float(ts),
+            ack if type(ack) is int else 0,
+            players if type(players) is int else 0,
+        )
+
+    def welcome_tick_rate(self, raw: str | bytes) -> float | None:
+        """The nominal tick rate a welcome message announces, if it does."""
+        try:
+            rate = json.loads(raw).get("tick_rate")
+        except (ValueError, AttributeError):
+            return None
+        return float(rate) if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0 else None
+
+    def input_message(self, seq: int, x: float, y: float) -> str:
+        return f'{{"{self._type}":"{self.config.input_type}","{self.config.seq_field}":{seq},"x":{x:.3f},"y":{y:.3f}}}'
+
+
+def _object(body: object, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ProtocolError("wrong_shape", f"{what} is not a JSON object")
+    return body
+
+
+def _string(data: dict[str, Any], key: str, what: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProtocolError("missing_field", f"{what} has no string {key!r}")
+    return value
+
+
+def _seconds(data: dict[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def decode_json(text: str) -> object:
+    """JSON of an HTTP reply, or :class:`ProtocolError` ``invalid_json``."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ProtocolError("invalid_json") from None
