@@ -58,7 +58,7 @@ def target_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not scrapes:
         return {"scraped": False, "errors": [e.get("error") for e in errors][:3]}
     first, last = scrapes[0]["samples"], scrapes[-1]["samples"]
-    delta = {k: round(last[k] - first.get(k, 0.0), 6) for k in last if k.endswith("_total")}
+    delta = {k: round(last[k] - first.get(k, 0.0), 6) for k in last if k.split("{", 1)[0].endswith("_total")}
     return {"scraped": True, "scrapes": len(scrapes), "start": first, "end": last, "delta": delta}
 
 
@@ -82,8 +82,8 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
     ttotal = _total(t)
     rows = ticks.per_second(t)
     rate = ttotal.hists.get("tick_rate_centihz")
-    announced = percentile(ttotal.hists.get("nominal_centihz"), 50)
-    nominal = nominal_hz or (None if announced is None else round(announced / 100, 2))
+    welcomes = ttotal.counts.get("welcomes", 0)
+    nominal = nominal_hz or (round(ttotal.counts["nominal_hz_sum"] / welcomes, 3) if welcomes else None)
     onset = None
     if nominal:
         onset = ticks.degradation_onset(rows, nominal * threshold, saturated=saturated)

@@ -286,9 +286,14 @@ class WebSocketEngine:
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        self._post(
-            "log", logging.ERROR, f"{context.get('message', 'error')}: {exc!r}" if exc else context.get("message")
-        )
+        message = context.get("message", "error")
+        self._post("log", logging.ERROR, f"{message}: {exc!r}" if exc else message)
+
+    def _close_later(self, ws: ClientConnection) -> None:
+        """Start a close handshake without waiting for it; keep the task referenced until done."""
+        future = asyncio.ensure_future(ws.close())
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
 
     def _start_session(self, sid: int, spec: SessionSpec) -> None:
         live = _Live(spec)
@@ -384,7 +389,9 @@ class WebSocketEngine:
                 elif kind is WELCOME:
                     nominal = protocol.welcome_tick_rate(raw)
                     if nominal:
-                        ticks.agg.observe("nominal_centihz", nominal * 100, second=int(now))
+                        counts = ticks.agg.bucket(int(now)).counts
+                        counts["welcomes"] += 1
+                        counts["nominal_hz_sum"] += nominal
                     self._post("welcome", sid, nominal)
         except ConnectionClosed:
             pass

@@ -68,7 +68,6 @@ class Harness:
         self._loops: list[gevent.Greenlet] = []
         self._user_index = 0
         self.started_at: float | None = None
-        self._final_scrape_done = False
         environment.events.request.add_listener(self.http.on_request)
         environment.events.test_start.add_listener(self._on_test_start)
         environment.events.test_stopping.add_listener(self._on_test_stopping)
@@ -203,15 +202,14 @@ class Harness:
             g.kill(block=False)
         self._loops = []
         self._ship(final=True)
-        if self.role != "worker" and not self._final_scrape_done:
-            self._final_scrape_done = True
-            self._scrape("end")
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         if self._engine is not None:
             self._on_test_stop(environment)
         self._ship(final=True)
         if self.runlog is not None:
+            # Last, so the target's counters include everything every worker did.
+            self._scrape("end")
             from loadtest.analysis import write_summary
 
             self.runlog.close()

@@ -102,10 +102,11 @@ class GamePlayer(HttpUser):
         self._ws = _WsTarget.from_host(self.host or "", self.settings)
 
     def on_stop(self) -> None:
+        # Locust kills a user mid-session on ramp-down or stop: close its socket (a leak
+        # otherwise, and the server would keep sending to an orphan) and count the end.
         handle, self.handle = self.handle, None
-        if handle is not None and not handle.ended.ready():
-            self.harness.engine.close(handle)
-            handle.ended.wait(timeout=self.settings.close_timeout + 1.0)
+        if handle is not None:
+            self._leave(handle)
 
     # -- the flow ---------------------------------------------------------------------------------
 
@@ -221,11 +222,23 @@ class GamePlayer(HttpUser):
     def hold(self, handle: SessionHandle, leave_at: float) -> SessionEnd | None:
         """Play until ``leave_at``; return the end if the session was lost first, else None."""
         end = handle.ended.wait(timeout=max(0.0, leave_at - time.monotonic()))
-        lost = end is not None
-        if not lost:
-            self.harness.engine.close(handle)
-            end = handle.ended.wait(timeout=self.settings.close_timeout + 1.0) or SessionEnd("client", None, 0.0, 0)
         self.handle = None
+        if end is None:
+            self._leave(handle)
+            return None
+        self._record_end(end)
+        return end if not end.expected else None
+
+    def _leave(self, handle: SessionHandle) -> None:
+        """Close a session we chose to end, wait (bounded) for the close, and record it."""
+        if not handle.ended.ready():
+            self.harness.engine.close(handle)
+        end = handle.ended.wait(timeout=self.settings.close_timeout + 1.0) or SessionEnd("client", None, 0.0, 0)
+        self._record_end(end)
+
+    def _record_end(self, end: SessionEnd) -> None:
+        if end.reason == "not_connected":
+            return
         self.harness.sessions.ended(end.reason, expected=end.expected, duration_s=end.duration_s)
         self.environment.events.request.fire(
             request_type="WS",
@@ -235,7 +248,6 @@ class GamePlayer(HttpUser):
             exception=None if end.expected else ConnectionError(f"session lost: {end.reason}"),
             context={},
         )
-        return end if lost and not end.expected else None
 
     # -- HTTP ---------------------------------------------------------------------------------------
 

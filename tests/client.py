@@ -76,10 +76,10 @@ class GameClient:
         with connect(f"{self.ws_url}/connect?ticket={ticket}", **kwargs) as ws:
             yield ws
 
-    def refusal(self, ticket: str) -> tuple[int, dict]:
+    def refusal(self, ticket: str, **kwargs: object) -> tuple[int, dict]:
         """Try to connect with a ticket that should be refused; return (HTTP status, JSON body)."""
         try:
-            with self.connect(ticket):
+            with self.connect(ticket, **kwargs):
                 return 101, {}
         except InvalidStatus as exc:
             response = exc.response

@@ -154,3 +154,18 @@ def test_a_client_cannot_spoof_past_a_trusted_proxy(from_address) -> None:
     proxy = from_address(TRUSTED_PROXY)
     spoofed = (f"198.51.100.{i}, 203.0.113.20" for i in itertools.count())
     burst_then_429(lambda: token_with_forwarded_for(proxy, next(spoofed)), burst=10, rate=5)
+
+
+def test_preflights_are_not_rate_limited(from_address) -> None:
+    """Only the token and join buckets exist: a browser's preflights never spend them."""
+    c = from_address()
+    preflights = [
+        c.http.options(
+            c.base_url + "/request_token",
+            headers={"Origin": "http://localhost:8060", "Access-Control-Request-Method": "POST"},
+            timeout=10,
+        ).status_code
+        for _ in range(30)
+    ]
+    assert preflights == [204] * 30
+    burst_then_429(lambda: c.post("/request_token"), burst=10, rate=5)

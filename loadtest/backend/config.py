@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import ssl
 from dataclasses import dataclass, field
 
 #: Each defect turns off exactly one protection, so a harness run can prove it notices.
@@ -102,6 +103,15 @@ class BackendConfig:
                 raise ConfigError(f"trusted_proxies: {proxy!r} is not an IP address or network") from exc
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key: give both or neither")
+        if self.tls_cert:
+            # Load them now: a missing or unreadable file is a setting to fix, not a failure to
+            # listen discovered after the game servers have started.
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls_cert, self.tls_key)
+            except OSError as exc:  # ssl.SSLError is an OSError
+                raise ConfigError(
+                    f"tls_cert and tls_key: cannot load {self.tls_cert!r} with {self.tls_key!r}: {exc.strerror or exc}"
+                ) from exc
         if not self.admin_token or len(self.admin_token) < 8:
             raise ConfigError("admin_token: must be at least 8 characters")
 

@@ -53,7 +53,9 @@ class BackendProcess:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "loadtest", "serve", "--host", self.host, "--port", "0"]
-        cmd += ["--admin-token", self.admin_token]
+        # One argument with "=": a generated token starts with "-" one time in 64, and argparse
+        # would take a separate "-abc..." for an option and refuse to start.
+        cmd += [f"--admin-token={self.admin_token}"]
         for defect in self.defects:
             cmd += ["--defect", defect]
         return cmd + list(self.args)

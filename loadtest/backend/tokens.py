@@ -75,6 +75,10 @@ class TokenAuthority:
             raise TokenRejected("wrong_audience", "token is not for this audience") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise TokenRejected("missing_claim", f"token lacks the {exc.claim!r} claim") from exc
+        except jwt.exceptions.InvalidSubjectError as exc:
+            # PyJWT >= 2.10 refuses a non-string "sub" itself; it is the same fault as the empty
+            # "sub" refused below, so it is counted under the same reason.
+            raise TokenRejected("missing_claim", "token 'sub' claim must be a non-empty string") from exc
         except jwt.InvalidAlgorithmError as exc:
             raise TokenRejected("alg_not_allowed", "token algorithm is not allowed") from exc
         except jwt.InvalidSignatureError as exc:

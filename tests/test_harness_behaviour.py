@@ -1,0 +1,186 @@
+"""The simulated players under real conditions: slow servers, drops, rate limits, workers, garbage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loadtest.backend import BackendProcess
+from tests.client import GameClient, wait_until
+from tests.conftest import GENEROUS_LIMITS
+from tests.locust_run import ROOT, RunningLocust, assert_clean, run_locust
+
+FULL_ROOM = 64
+
+
+@pytest.mark.parametrize("defect", ["slow-tick", None])
+def test_degradation_is_detected_under_slow_tick_with_a_full_room_and_not_without(
+    defect: str | None, tmp_path: Path
+) -> None:
+    defects = (defect,) if defect else ()
+    with BackendProcess(defects=defects, args=GENEROUS_LIMITS) as backend:
+        result = run_locust(
+            backend.url,
+            tmp_path / "run",
+            users=FULL_ROOM,
+            spawn_rate=FULL_ROOM,
+            run_time="12s",
+            extra=("--lt-session-length", "120"),
+        )
+    assert_clean(result)
+    tick = result.summary["tick"]
+    assert tick["peak_players"] == FULL_ROOM
+    if defect:
+        assert tick["degradation"] is not None, tick
+        assert tick["degradation"]["p5_hz"] < tick["threshold_hz"]
+        assert tick["degradation"]["players"] > 0
+        assert tick["p5_hz"] < 54
+    else:
+        assert tick["degradation"] is None, tick
+        assert tick["p5_hz"] >= 54
+
+
+def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path) -> None:
+    players = 30
+    # A small /join burst, so 30 players reconnecting at once certainly meet 429s.
+    args = (
+        "--join-burst",
+        "5",
+        "--join-rate",
+        "10",
+        "--join-player-rate",
+        "50",
+        "--join-player-burst",
+        "50",
+        "--token-rate",
+        "100",
+        "--token-burst",
+        "100",
+    )
+    with BackendProcess(args=args) as backend:
+        client = GameClient(backend.url)
+        run = RunningLocust(
+            backend.url,
+            tmp_path / "run",
+            users=players,
+            spawn_rate=players,
+            run_time="60s",
+            extra=("--lt-session-length", "120"),
+        )
+        try:
+            assert wait_until(lambda: client.metric("gamebackend_players") == players, timeout=30)
+            r = client.post(
+                "/admin/api/chaos",
+                json={"action": "disconnect", "fraction": 1.0, "close_code": 1012},
+                headers={"Authorization": f"Bearer {backend.admin_token}"},
+            )
+            assert r.json()["dropped"] == players
+            assert wait_until(lambda: client.metric("gamebackend_players") == players, timeout=40)
+            time.sleep(1.5)  # let the last recovery reach the run log (shipped once a second)
+        finally:
+            result = run.stop()
+    assert_clean(result)
+    s = result.summary
+    rc = s["reconnect"]
+    assert rc["dropped"] == players
+    assert rc["dropped_by_cause"] == {"server_1012": players}
+    assert rc["recovered"] == players
+    assert rc["recovered_ratio"] == 1.0
+    assert rc["gave_up"] == 0
+    assert rc["limited"] > 0, "some reconnects met a 429"
+    assert rc["recovery_p50_s"] >= 1.0, "exponential backoff waits at least its 1 s base"
+    rl = s["rate_limit"]
+    assert rl["responses_429"].get("/join", 0) > 0
+    assert rl["retry_after_not_honoured"] == 0
+    assert rl["retry_after_honoured_ratio"] == 1.0
+    assert s["ws"]["unexpected_disconnects"] == players
+
+
+def _counts(result) -> dict:  # type: ignore[no-untyped-def]
+    s = result.summary
+    return {
+        "sessions": s["ws"]["sessions_opened"],
+        "ended": s["ws"]["ended"],
+        "joins": s["http"]["/join"]["count"],
+        "tokens": s["http"]["/request_token"]["count"],
+        "tickets_consumed": result.target_delta("gamebackend_tickets_consumed_total"),
+    }
+
+
+def test_two_workers_aggregate_to_the_same_counts_as_one_process(tmp_path: Path) -> None:
+    extra = ("--lt-sessions-per-user", "2", "--lt-session-length", "1.5", "--lt-think-time", "0.2")
+    with BackendProcess(args=GENEROUS_LIMITS) as backend:
+        single = run_locust(backend.url, tmp_path / "one", users=10, spawn_rate=10, run_time="10s", extra=extra)
+        double = run_locust(
+            backend.url, tmp_path / "two", users=10, spawn_rate=10, run_time="10s", extra=(*extra, "--processes", "2")
+        )
+    assert_clean(single)
+    assert_clean(double)
+    expected = {"sessions": 20, "ended": {"client": 20}, "joins": 20, "tokens": 10, "tickets_consumed": 20}
+    assert _counts(single) == expected
+    assert _counts(double) == expected
+    workers = {line.split('"w":"')[1].split('"')[0] for line in (tmp_path / "two/data/aggregates.jsonl").open()}
+    assert len(workers) == 2, "the data came from two worker processes"
+    assert double.summary["tick"]["ticks_received"] > 0
+
+
+def test_malformed_replies_become_recorded_errors_not_crashes(tmp_path: Path) -> None:
+    fake = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/fakes/malformed_backend.py")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = fake.stdout.readline().split("listening on ")[1].strip()
+        result = run_locust(
+            url,
+            tmp_path / "run",
+            users=4,
+            spawn_rate=4,
+            run_time="8s",
+            extra=("--lt-session-length", "2", "--lt-think-time", "0.1"),
+        )
+    finally:
+        fake.terminate()
+        fake.wait(10)
+    assert_clean(result)
+    s = result.summary
+    http_errors = s["ws"]["protocol_errors"]
+    assert http_errors.get("/request_token:invalid_json", 0) > 0
+    assert http_errors.get("/request_token:wrong_shape", 0) > 0
+    assert http_errors.get("/request_token:missing_field", 0) > 0
+    assert http_errors.get("/join:missing_field", 0) > 0
+    assert http_errors.get("/join:invalid_json", 0) > 0
+    ws_errors = s["tick"]["protocol_errors"]
+    assert {"invalid_json", "not_an_object", "bad_tick"} <= ws_errors.keys()
+    assert s["ws"]["sessions_opened"] > 0, "players kept going past every bad reply"
+    assert s["tick"]["ticks_received"] > 0
+
+
+def test_no_socket_is_left_open_after_ramp_down(tmp_path: Path) -> None:
+    with BackendProcess(args=GENEROUS_LIMITS) as backend:
+        client = GameClient(backend.url)
+        run = RunningLocust(
+            backend.url,
+            tmp_path / "run",
+            users=30,
+            spawn_rate=30,
+            run_time="60s",
+            locustfile=ROOT / "tests/locustfiles/rampdown.py",
+            extra=("--lt-session-length", "120"),
+        )
+        try:
+            assert wait_until(lambda: client.metric("gamebackend_players") == 30, timeout=20)
+            # The shape drops to 5 users at 6 s: the 25 stopped users' sockets must close.
+            assert wait_until(lambda: client.metric("gamebackend_players") == 5, timeout=20)
+        except BaseException:
+            run.stop()
+            raise
+        result = run.wait(timeout=60)
+        assert wait_until(lambda: client.metric("gamebackend_players") == 0, timeout=10)
+    assert_clean(result)
+    ended = result.summary["ws"]["ended"]
+    assert ended == {"client": 30}, "every session, stopped at ramp-down or at the end, closed as ours"
+    assert result.summary["ws"]["unexpected_disconnects"] == 0

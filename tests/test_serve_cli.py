@@ -1,0 +1,150 @@
+"""``loadtest serve`` as an operator runs it: what it prints, how it stops, how it refuses bad config."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from loadtest.backend import BackendProcess
+from tests.client import GameClient, next_of_type, wait_until
+
+SERVE = [sys.executable, "-m", "loadtest", "serve", "--port", "0"]
+
+
+def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def game_servers_of(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children(recursive=True) if "loadtest.backend.gameserver" in p.cmdline()]
+
+
+def all_game_server_pids() -> set[int]:
+    pids = set()
+    for p in psutil.process_iter(["cmdline"]):
+        if "loadtest.backend.gameserver" in (p.info["cmdline"] or []):
+            pids.add(p.pid)
+    return pids
+
+
+@pytest.fixture
+def backend() -> Iterator[BackendProcess]:
+    b = BackendProcess(args=("--game-servers", "2")).start()
+    yield b
+    b.stop()
+
+
+def test_serve_prints_its_url_and_admin_token(backend: BackendProcess) -> None:
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", backend.url)
+    assert wait_until(lambda: any("Press Ctrl-C" in line for line in backend.output))
+    assert any(f"admin token: {backend.admin_token}" in line for line in backend.output)
+    assert any("game servers: 2" in line and "defects: none" in line for line in backend.output)
+    r = GameClient(backend.url).get("/admin/api/stats", headers={"Authorization": f"Bearer {backend.admin_token}"})
+    assert r.status_code == 200, "the printed token is the one that works"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_it_cleanly_with_its_game_servers(backend: BackendProcess, sig: signal.Signals) -> None:
+    assert backend.process is not None and backend.pid is not None
+    game_servers = game_servers_of(backend.pid)
+    assert len(game_servers) == 2
+    c = GameClient(backend.url)
+    _, joined = c.ticket("witness")
+    with c.connect(joined["ticket"]) as ws:
+        next_of_type(ws, "welcome")
+        backend.process.send_signal(sig)
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(1000):
+                ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001, "players are told it is going away"
+    assert backend.process.wait(timeout=20) == 0
+    _, alive = psutil.wait_procs(game_servers, timeout=10)
+    assert alive == []
+    assert wait_until(lambda: "stopping..." in backend.output)
+    assert "Traceback" not in backend.stderr_text()
+
+
+def test_game_servers_exit_even_if_serve_is_killed(backend: BackendProcess) -> None:
+    """SIGKILL gives serve no chance to clean up; its game servers see stdin close and leave."""
+    assert backend.pid is not None
+    game_servers = game_servers_of(backend.pid)
+    assert len(game_servers) == 2
+    os.kill(backend.pid, signal.SIGKILL)
+    _, alive = psutil.wait_procs(game_servers, timeout=15)
+    assert alive == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--game-servers", "0"), "game_servers"),
+        (("--game-servers", "65"), "game_servers"),
+        (("--defect", "no-such-defect"), "no-such-defect"),
+        (("--tick-rate", "0"), "--tick-rate"),
+        (("--tick-rate", "fast"), "--tick-rate"),
+        (("--port", "70000"), "port"),
+        (("--room-capacity", "0"), "room_capacity"),
+        (("--substeps", "-1"), "substeps"),
+        (("--token-burst", "0"), "--token-burst"),
+        (("--ticket-ttl", "-5"), "--ticket-ttl"),
+        (("--trusted-proxy", "not-an-ip"), "trusted_proxies"),
+        (("--admin-token", "short"), "admin_token"),
+        (("--tls-cert", "cert.pem"), "tls_key"),
+        (("--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"), "tls_cert"),
+        (("--no-such-flag",), "--no-such-flag"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
+)
+def test_bad_config_exits_2_with_a_message_naming_it(args: tuple[str, ...], says: str) -> None:
+    before = all_game_server_pids()
+    result = serve(*args)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "listening on" not in result.stdout
+    assert all_game_server_pids() <= before, "no game server was started for an impossible config"
+
+
+def test_a_port_in_use_exits_3_and_leaves_no_game_server_behind() -> None:
+    before = all_game_server_pids()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "loadtest", "serve", "--port", port, "--game-servers", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 3, result.stderr
+    assert "cannot listen" in result.stderr and port in result.stderr
+    assert "Traceback" not in result.stderr
+    assert wait_until(lambda: all_game_server_pids() <= before)
+
+
+def test_check_2_walks_the_protocol_and_prints_ok() -> None:
+    result = serve("--check", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("self-check:") and "->" in line]
+    assert line.endswith("-> OK")
+    assert "ticket replay refused" in line
+    rate = float(re.search(r"at ([\d.]+) Hz", line).group(1))  # type: ignore[union-attr]
+    assert abs(rate - 60) <= 3
+    assert int(re.search(r"up to #(\d+)", line).group(1)) > 0  # type: ignore[union-attr]
+
+
+def test_check_fails_against_a_defect_it_looks_for() -> None:
+    result = serve("--check", "1", "--defect", "ticket-replay")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ticket replay ACCEPTED -> FAILED" in result.stdout
