@@ -15,7 +15,7 @@ from typing import Any
 
 from loadtest.aggregates import Bucket, merge_records, new_histogram, percentile, read_log
 from loadtest.collectors import generator, http, ratelimit, reconnects, replay, sessions, ticks
-from loadtest.runlog import AGGREGATES, TARGET_METRICS
+from loadtest.runlog import AGGREGATES, RUN_INFO, TARGET_METRICS
 
 SCHEMA_VERSION = 1
 
@@ -65,6 +65,17 @@ def target_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = None, threshold: float = 0.9) -> dict:
     data = load(run_dir)
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+    info_path = Path(run_dir) / RUN_INFO
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
+    settings = info.get("settings", {})
+    out["run"] = {
+        "target": info.get("host"),
+        "started": info.get("started"),
+        # Marked loudly: numbers from a run that skipped certificate checks say nothing about TLS.
+        "tls_verification": "off (insecure)" if settings.get("insecure") else "on",
+        "reconnect_policy": settings.get("reconnect", {}).get("kind"),
+        "source_addresses": len(settings.get("source_addresses", [])),
+    }
 
     # generator health first: tick analysis needs the saturated seconds
     gen = data.get(generator.NAME, {})

@@ -154,6 +154,7 @@ class Harness:
         self.started_at = time.time()
         if self.role != "worker" and self.runlog is None:
             self.runlog = RunLog(self._out_dir())
+            self.runlog.write_run_info(self.environment.host or "", self.settings)
             log.info("loadtest: writing run data to %s", self.runlog.out_dir)
             self._scrape("start")
             if self.settings.scrape_metrics:

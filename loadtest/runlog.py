@@ -19,6 +19,7 @@ from loadtest.aggregates import Record
 
 AGGREGATES = "aggregates.jsonl"
 TARGET_METRICS = "target_metrics.jsonl"
+RUN_INFO = "run.json"
 
 
 class RunLog:
@@ -37,6 +38,11 @@ class RunLog:
         self._aggregates.writelines(lines)
         self._aggregates.flush()
         self.records_written += len(lines)
+
+    def write_run_info(self, host: str, settings: Any) -> None:
+        """What was run against what: the target and the player settings (no secrets live there)."""
+        info = {"host": host, "started": time.time(), "settings": json.loads(settings.to_json())}
+        (self.out_dir / RUN_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
     def write_target(self, phase: str, samples: dict[str, float], error: str | None = None) -> None:
         if self._target.closed:
