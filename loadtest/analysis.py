@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.aggregates import Bucket, merge_records, new_histogram, percentile, read_log
-from loadtest.collectors import generator, http, ratelimit, reconnects, replay, sessions, ticks
+from loadtest.collectors import cors, generator, http, ratelimit, reconnects, replay, sessions, ticks
 from loadtest.runlog import AGGREGATES, RUN_INFO, TARGET_METRICS
 
 SCHEMA_VERSION = 1
@@ -132,7 +132,8 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
         "protocol_errors": _prefixed(st.counts, "protocol_error:"),
     }
 
-    rl = _total(data.get(ratelimit.NAME, {}))
+    rl_seconds = data.get(ratelimit.NAME, {})
+    rl = _total(rl_seconds)
     honoured = sum(_prefixed(rl.counts, "honoured:").values())
     not_honoured = sum(_prefixed(rl.counts, "not_honoured:").values())
     out["rate_limit"] = {
@@ -143,11 +144,19 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
         "retry_after_honoured_ratio": None
         if honoured + not_honoured == 0
         else round(honoured / (honoured + not_honoured), 4),
+        "probe": _rate_limit_probe(rl),
     }
+    rl_probe = out["rate_limit"]["probe"]
+    out["rate_limit"]["enforced"] = (
+        rl_probe["enforced"] if rl_probe else (True if out["rate_limit"]["responses_429"] else None)
+    )
 
     rp = _total(data.get(replay.NAME, {}))
-    kinds = sorted({k.split(":", 1)[1] for k in rp.counts if ":" in k})
+    kinds = sorted({k.split(":", 1)[1] for k in rp.counts if k.split(":", 1)[0] in ("attempt", "accepted", "rejected")})
     out["replay"] = {
+        "refused_ticket": _prefixed(rp.counts, "refused_ticket:"),
+        "refused_jwt": _prefixed(rp.counts, "refused_jwt:"),
+        "skipped": _prefixed(rp.counts, "skipped:"),
         "attempts": sum(_prefixed(rp.counts, "attempt:").values()),
         "rejected": sum(_prefixed(rp.counts, "rejected:").values()),
         "accepted": sum(_prefixed(rp.counts, "accepted:").values()),
@@ -175,9 +184,13 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
         "attempts": int(rc.counts.get("attempts", 0)),
         "limited": int(rc.counts.get("limited", 0)),
         "gave_up": int(rc.counts.get("gave_up", 0)),
+        "storms": int(rc.counts.get("storms", 0)),
+        "storms_failed": int(rc.counts.get("storm_failed", 0)),
+        "storm_dropped_by_server": int(rc.counts.get("storm_dropped", 0)),
     }
 
-    ht = _total(data.get(http.NAME, {}))
+    ht_seconds = data.get(http.NAME, {})
+    ht = _total(ht_seconds)
     endpoints = sorted({k.split(":", 1)[1] for k in ht.counts if k.startswith("requests:")})
     out["http"] = {
         name: {
@@ -187,11 +200,68 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
             "p95_ms": _ms(ht.hists.get(f"latency:{name}_us"), 95),
             "p99_ms": _ms(ht.hists.get(f"latency:{name}_us"), 99),
             "status": _prefixed(ht.counts, f"status:{name}:"),
+            "peak_per_s": int(max((b.counts.get(f"requests:{name}", 0) for b in ht_seconds.values()), default=0)),
         }
         for name in endpoints
     }
+    cs = _total(data.get(cors.NAME, {}))
+    findings = [
+        {"finding": kind, "origin": where.rsplit(" ", 1)[0], "path": where.rsplit(" ", 1)[1]}
+        for kind_where in _prefixed(cs.counts, "finding:")
+        for kind, where in [kind_where.split(":", 1)]
+    ]
+    out["cors"] = (
+        None
+        if not cs.counts
+        else {
+            "checked": sum(_prefixed(cs.counts, "checked:").values()),
+            "ok": sum(_prefixed(cs.counts, "ok:").values()),
+            "findings": findings,
+        }
+    )
     out["target_metrics"] = target_metrics(run_dir)
     return out
+
+
+def _rate_limit_probe(rl: Bucket) -> dict[str, Any] | None:
+    """Steps of the rate-limit probe, the rate at which 429s began, and the sustained limit."""
+    steps: dict[tuple[str, float], dict[str, float]] = {}
+    for key, value in rl.counts.items():
+        if not key.startswith("probe:"):
+            continue
+        _, endpoint, rate, field = key.split(":")
+        steps.setdefault((endpoint, float(rate)), {})[field] = value
+    if not steps:
+        return None
+    rows = []
+    for (endpoint, rate), f in sorted(steps.items(), key=lambda kv: kv[0][1]):
+        seconds = f.get("seconds") or 1.0
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "offered_rate": rate,
+                "sent": int(f.get("offered", 0)),
+                "accepted": int(f.get("accepted", 0)),
+                "limited": int(f.get("limited", 0)),
+                "other": int(f.get("other", 0) + f.get("error", 0)),
+                "accepted_rate": round(f.get("accepted", 0) / seconds, 3),
+            }
+        )
+    first = next((i for i, r in enumerate(rows) if r["limited"]), None)
+    limit = None
+    if first is not None:
+        # After the first limited step the bucket is empty: later steps accept at the sustained rate.
+        later = [r["accepted_rate"] for r in rows[first + 1 :]] or [rows[first]["accepted_rate"]]
+        later.sort()
+        limit = later[len(later) // 2]
+    return {
+        "endpoint": rows[0]["endpoint"],
+        "steps": rows,
+        "limited_from_rate": None if first is None else rows[first]["offered_rate"],
+        "estimated_limit_per_s": limit,
+        "retry_after_p50_s": _ms(rl.hists.get("probe_retry_after_ms"), 50),
+        "enforced": first is not None,
+    }
 
 
 def write_summary(run_dir: str | os.PathLike[str], *, incomplete: bool, **kwargs: Any) -> dict:

@@ -65,6 +65,8 @@ class SessionSpec:
     input_rate: float = 20.0
     open_timeout: float = 10.0
     close_timeout: float = 2.0
+    #: Probe sessions (replay checks) are not players: their ticks stay out of the statistics.
+    measure: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class ConnectOutcome:
 
 @dataclass(frozen=True)
 class SessionEnd:
-    reason: str  # client, client_abort, server_<code>, abnormal, engine_stopped
+    reason: str  # client, client_abort, storm_client_drop, server_<code>, abnormal, engine_stopped, error
     code: int | None
     duration_s: float
     messages: int
@@ -140,7 +142,7 @@ class _ThreadLogger:
 class _Live:
     """Thread-side state of one session."""
 
-    __slots__ = ("abort", "close", "spec", "task", "ws")
+    __slots__ = ("abort", "close", "spec", "storm", "task", "ws")
 
     def __init__(self, spec: SessionSpec) -> None:
         self.spec = spec
@@ -148,6 +150,7 @@ class _Live:
         self.task: asyncio.Task[None] | None = None
         self.close = False
         self.abort = False
+        self.storm = False
 
 
 class WebSocketEngine:
@@ -199,10 +202,22 @@ class WebSocketEngine:
         self._loop.call_soon_threadsafe(self._start_session, handle.id, spec)
         return handle
 
-    def close(self, handle: SessionHandle, *, abort: bool = False) -> None:
-        """Leave (a normal close handshake) or, with ``abort``, drop the TCP connection abruptly."""
+    def close(self, handle: SessionHandle, *, abort: bool = False, storm: bool = False) -> None:
+        """Leave (a normal close handshake) or, with ``abort``, drop the TCP connection abruptly.
+
+        A ``storm`` drop is an abort the player did not choose (a network flap): its session ends
+        as ``storm_client_drop``, an unexpected end, and the player reconnects by its policy.
+        """
         if self._running and self._loop is not None and not handle.ended.ready():
-            self._loop.call_soon_threadsafe(self._close_session, handle.id, abort)
+            self._loop.call_soon_threadsafe(self._close_session, handle.id, abort or storm, storm)
+
+    def drop(self, fraction: float, rng: random.Random | None = None) -> int:
+        """A client-side storm: abruptly drop ``fraction`` of the connected sessions at once."""
+        connected = [h for h in self._handles.values() if h.connected.ready() and h.connected.value.ok]
+        victims = (rng or random).sample(connected, round(len(connected) * fraction))
+        for handle in victims:
+            self.close(handle, storm=True)
+        return len(victims)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every session (bounded), stop the loop and wait for the thread to end."""
@@ -301,7 +316,7 @@ class WebSocketEngine:
         assert self._loop is not None
         live.task = self._loop.create_task(self._session(sid, live))
 
-    def _close_session(self, sid: int, abort: bool) -> None:
+    def _close_session(self, sid: int, abort: bool, storm: bool = False) -> None:
         live = self._live.get(sid)
         if live is None:
             return
@@ -312,6 +327,7 @@ class WebSocketEngine:
             return
         if abort:
             live.abort = True
+            live.storm = storm
             live.ws.transport.abort()
         else:
             live.close = True
@@ -364,6 +380,8 @@ class WebSocketEngine:
         spec = live.spec
         protocol = spec.protocol
         ticks = self.ticks
+        if not spec.measure:
+            return await self._hold_quietly(live, ws, started)
         state = ticks.open()
         sender = asyncio.ensure_future(self._send_inputs(ws, spec, state))
         on_tick = ticks.on_tick
@@ -403,7 +421,9 @@ class WebSocketEngine:
             self._live.pop(sid, None)
         received = ws.protocol.close_rcvd
         code = received.code if received is not None else None
-        if live.abort:
+        if live.storm:
+            reason = "storm_client_drop"
+        elif live.abort:
             reason = "client_abort"
         elif live.close:
             reason = "client"
@@ -411,6 +431,19 @@ class WebSocketEngine:
             reason = f"server_{code}"
         else:
             reason = "abnormal"
+        return SessionEnd(reason, code, time.perf_counter() - started, messages)
+
+    async def _hold_quietly(self, live: _Live, ws: ClientConnection, started: float) -> SessionEnd:
+        """A probe's session: read until closed, count nothing."""
+        messages = 0
+        try:
+            async for _ in ws:
+                messages += 1
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
+        received = ws.protocol.close_rcvd
+        code = received.code if received is not None else None
+        reason = "client" if live.close or live.abort else (f"server_{code}" if code is not None else "abnormal")
         return SessionEnd(reason, code, time.perf_counter() - started, messages)
 
     async def _send_inputs(self, ws: ClientConnection, spec: SessionSpec, state: Any) -> None:
@@ -440,7 +473,7 @@ class WebSocketEngine:
             now = time.time()
             boundary = int(now) + 1
             await asyncio.sleep(boundary - now + 0.01)
-            self.ticks.roll(boundary - 1, len(self._live))
+            self.ticks.roll(boundary - 1, sum(1 for live in self._live.values() if live.spec.measure))
             self.loop_lag_ms, self._lag_max = self._lag_max, 0.0
             records = self.ticks.agg.drain(self._worker, before=boundary)
             if records:

@@ -20,9 +20,10 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest.aggregates import Record
+from loadtest.collectors.cors import CorsCollector
 from loadtest.collectors.generator import GeneratorCollector
 from loadtest.collectors.http import HttpCollector
-from loadtest.collectors.ratelimit import RateLimitCollector
+from loadtest.collectors.ratelimit import RateLimitCollector, RateLimitProbeCollector
 from loadtest.collectors.reconnects import ReconnectCollector
 from loadtest.collectors.replay import ReplayCollector
 from loadtest.collectors.scraper import scrape
@@ -36,6 +37,7 @@ from loadtest.settings import PlayerSettings
 log = logging.getLogger(__name__)
 
 MESSAGE = "loadtest:records"
+STORM_MESSAGE = "loadtest:storm"
 SHIP_INTERVAL = 1.0
 
 _harnesses: dict[int, Harness] = {}
@@ -60,7 +62,17 @@ class Harness:
         self.replay = ReplayCollector()
         self.http = HttpCollector()
         self.generator = GeneratorCollector()
-        self._gevent_side = [self.sessions, self.rate_limit, self.reconnect, self.replay, self.http, self.generator]
+        self.cors = CorsCollector()
+        self.rate_limit_probe = RateLimitProbeCollector(self.rate_limit.agg)
+        self._gevent_side = [
+            self.sessions,
+            self.rate_limit,
+            self.reconnect,
+            self.replay,
+            self.http,
+            self.generator,
+            self.cors,
+        ]
         self._pending: list[Record] = []
         self._engine: WebSocketEngine | None = None
         self._ticks: TickCollector | None = None
@@ -75,6 +87,8 @@ class Harness:
         environment.events.quitting.add_listener(self._on_quitting)
         if self.role == "master":
             runner.register_message(MESSAGE, self._on_worker_records)
+        if self.role == "worker":
+            runner.register_message(STORM_MESSAGE, self._on_storm)
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -159,8 +173,49 @@ class Harness:
             self._scrape("start")
             if self.settings.scrape_metrics:
                 self._loops.append(gevent.spawn(self._scrape_loop))
-        if self.role != "master" and not self._loops_running("ship"):
+        if not self._loops_running("ship"):
             self._loops.append(gevent.spawn(self._ship_loop))
+        if self.role != "worker":
+            self._start_probes()
+
+    # -- probes and storms (coordinator only) ----------------------------------------------------
+
+    def _start_probes(self) -> None:
+        from loadtest.probes.cors import CorsProbe
+        from loadtest.probes.ratelimit import RateLimitProbe
+        from loadtest.probes.replay import ReplayProbe
+
+        host, settings, probes = self.environment.host or "", self.settings, self.settings.probes
+        if not host:
+            return
+        if probes.replay_rate > 0:
+            replay = ReplayProbe(host, settings, self.protocol, self.engine, self.replay)
+            self._loops.append(gevent.spawn(replay.run, probes.replay_rate))
+        if probes.rate_limit_endpoint:
+            self._loops.append(gevent.spawn(RateLimitProbe(host, settings, self.protocol, self.rate_limit_probe).run))
+        if probes.cors_origins:
+            self._loops.append(gevent.spawn(CorsProbe(host, settings, self.protocol, self.cors).run))
+        for storm in settings.storms:
+            self._loops.append(gevent.spawn_later(storm.at, self._fire_storm, storm))
+
+    def _fire_storm(self, storm: Any) -> None:
+        from loadtest.probes.storms import StormError, fire
+
+        try:
+            fire(storm, self.environment.host or "", self.settings, self.reconnect, self._drop_clients)
+        except StormError as exc:
+            log.error("loadtest: storm at %gs (%s) not carried out: %s", storm.at, storm.side, exc)
+            self.reconnect.agg.count("storm_failed")
+
+    def _drop_clients(self, fraction: float) -> int | None:
+        if self.role == "master":
+            self.environment.runner.send_message(STORM_MESSAGE, {"fraction": fraction})
+            return None  # each worker drops its own share; the recoveries are what count
+        return self.engine.drop(fraction)
+
+    def _on_storm(self, environment: Environment, msg: Any, **_: Any) -> None:
+        if self._engine is not None:
+            self._engine.drop(float(msg.data["fraction"]))
 
     def _loops_running(self, name: str) -> bool:
         return any(getattr(g, "name", "") == name and not g.dead for g in self._loops)

@@ -16,40 +16,25 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
-import ssl
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import gevent
 from gevent.lock import BoundedSemaphore
 from locust import HttpUser, task
 from locust.exception import StopUser
-from requests.adapters import HTTPAdapter
 
 from loadtest.collectors.ratelimit import RetryTracker
 from loadtest.collectors.reconnects import Recovery
-from loadtest.engine import SessionEnd, SessionHandle, SessionSpec
+from loadtest.engine import SessionEnd, SessionHandle
 from loadtest.harness import Harness
 from loadtest.protocol import JoinGrant, Protocol, ProtocolError, TokenGrant, decode_json
+from loadtest.target import SourceAddressAdapter, WsTarget
 
 log = logging.getLogger(__name__)
 
 #: Re-login this long before the token says it expires.
 TOKEN_MARGIN = 5.0
-
-
-class _SourceAddressAdapter(HTTPAdapter):
-    """Sends this player's HTTP from one loopback source address, so per-IP limits see many clients."""
-
-    def __init__(self, address: str, **kwargs: Any) -> None:
-        self._address = address
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (self._address, 0)
-        super().init_poolmanager(*args, **kwargs)
 
 
 class _Attempt:
@@ -92,14 +77,14 @@ class GamePlayer(HttpUser):
         self.source = None
         if self.settings.source_addresses:
             self.source = self.settings.source_addresses[self.index % len(self.settings.source_addresses)]
-            adapter = _SourceAddressAdapter(self.source)
+            adapter = SourceAddressAdapter(self.source)
             self.client.mount("http://", adapter)
-            self.client.mount("https://", _SourceAddressAdapter(self.source))
+            self.client.mount("https://", SourceAddressAdapter(self.source))
         if self.settings.insecure:
             self.client.verify = False
         elif self.settings.ca_bundle:
             self.client.verify = self.settings.ca_bundle
-        self._ws = _WsTarget.from_host(self.host or "", self.settings)
+        self._ws = WsTarget.from_host(self.host or "", self.settings)
 
     def on_stop(self) -> None:
         # Locust kills a user mid-session on ramp-down or stop: close its socket (a leak
@@ -283,49 +268,3 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None  # an HTTP date: rare from game backends; treated as absent
     return seconds if seconds >= 0 else None
-
-
-class _WsTarget:
-    """The WebSocket side of the target: base URL, resolved address, TLS context (built once)."""
-
-    _cache: dict[tuple[str, bool, str | None], _WsTarget] = {}
-
-    def __init__(self, host_url: str, insecure: bool, ca_bundle: str | None) -> None:
-        parts = urlsplit(host_url)
-        secure = parts.scheme == "https"
-        self.base = f"{'wss' if secure else 'ws'}://{parts.netloc}"
-        self.hostname = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (443 if secure else 80)
-        # Resolve here, on the gevent side: the engine's loop must only ever see addresses.
-        self.address = socket.getaddrinfo(self.hostname, self.port, type=socket.SOCK_STREAM)[0][4][0]
-        self.ssl: ssl.SSLContext | None = None
-        if secure:
-            if insecure:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            else:
-                context = ssl.create_default_context(cafile=ca_bundle)
-            self.ssl = context
-
-    @classmethod
-    def from_host(cls, host_url: str, settings: Any) -> _WsTarget:
-        key = (host_url, settings.insecure, settings.ca_bundle)
-        target = cls._cache.get(key)
-        if target is None:
-            target = cls._cache[key] = cls(host_url, settings.insecure, settings.ca_bundle)
-        return target
-
-    def spec(self, url: str, protocol: Protocol, settings: Any, source: str | None) -> SessionSpec:
-        return SessionSpec(
-            url=url,
-            address=self.address,
-            port=self.port,
-            protocol=protocol,
-            ssl=self.ssl,
-            server_hostname=self.hostname,
-            local_addr=(source, 0) if source else None,
-            input_rate=settings.input_rate,
-            open_timeout=settings.connect_timeout,
-            close_timeout=settings.close_timeout,
-        )

@@ -29,7 +29,40 @@ def _add_options(parser: Any) -> None:
     group.add_argument("--lt-source-addresses", help="loopback source addresses, e.g. 127.0.0.2-127.0.0.50")
     group.add_argument("--lt-ca-bundle", help="CA bundle for https:// and wss:// targets")
     group.add_argument("--lt-insecure", action="store_true", default=False, help="skip TLS verification (reported)")
+    group.add_argument("--lt-reconnect-base", type=float, help="first backoff delay, s (1)")
+    group.add_argument("--lt-reconnect-multiplier", type=float, help="backoff multiplier (2.0)")
+    group.add_argument("--lt-reconnect-cap", type=float, help="longest backoff delay, s (30)")
+    group.add_argument("--lt-reconnect-jitter", help="added jitter range MIN,MAX in s (0.1,0.5)")
+    group.add_argument("--lt-reconnect-max-attempts", type=int, help="attempts before giving up (10)")
     group.add_argument("--lt-out", dest="lt_out_dir", help="run folder for collector data (reports/locust-<time>)")
+    group.add_argument(
+        "--lt-storm",
+        action="append",
+        metavar="at=S,side=client|server|stall[,fraction=F][,close_code=C]",
+        help="a reconnect storm or stall at S seconds into the run (repeatable); server side needs "
+        "LOADTEST_ADMIN_TOKEN in the environment",
+    )
+    group.add_argument("--lt-replay-rate", type=float, help="replay/forgery probes per second (0: off)")
+    group.add_argument("--lt-replay-kinds", action="append", help="limit replay probes to these kinds (repeatable)")
+    group.add_argument(
+        "--lt-rate-limit-probe",
+        dest="lt_rate_limit_endpoint",
+        choices=("/request_token", "/join"),
+        help="probe this endpoint's rate limit with rising bursts",
+    )
+    group.add_argument("--lt-rate-limit-steps", help="offered rates of the rate-limit probe, req/s (2,5,10,20,40)")
+    group.add_argument(
+        "--lt-cors-origin",
+        dest="lt_cors_origins",
+        action="append",
+        help="a browser origin that must be allowed (repeatable; turns the CORS probe on)",
+    )
+    group.add_argument(
+        "--lt-cors-refused-origin",
+        dest="lt_cors_refused_origins",
+        action="append",
+        help="an origin that must be refused (repeatable; default https://evil.example)",
+    )
 
 
 @events.init.add_listener

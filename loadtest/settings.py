@@ -24,6 +24,83 @@ class SettingsError(ValueError):
     """A setting is impossible: the message names the key and what is allowed."""
 
 
+#: Secrets are read from the environment at the moment they are used, never kept in settings, so
+#: they cannot reach run.json, a report or a log.
+ADMIN_TOKEN_ENV = "LOADTEST_ADMIN_TOKEN"  # noqa: S105 - the variable name, not a secret
+JWT_SECRET_ENV = "LOADTEST_JWT_SECRET"  # noqa: S105 - the variable name, not a secret
+STORM_SIDES = ("client", "server", "stall")
+
+
+@dataclass(frozen=True)
+class Storm:
+    """At ``at`` seconds into the run: drop ``fraction`` of sessions (client side: abrupt close;
+    server side: the backend's chaos endpoint, with ``close_code``), or stall the tick loops."""
+
+    at: float
+    side: str = "server"
+    fraction: float = 1.0
+    close_code: int = 1012
+    seconds: float = 2.0  # for side "stall"
+
+    def __post_init__(self) -> None:
+        if self.side not in STORM_SIDES:
+            raise SettingsError(f"storm.side: must be one of {', '.join(STORM_SIDES)}, got {self.side!r}")
+        if self.at < 0:
+            raise SettingsError(f"storm.at: must be >= 0 seconds, got {self.at}")
+        if not 0 < self.fraction <= 1:
+            raise SettingsError(f"storm.fraction: must be in (0, 1], got {self.fraction}")
+        if not 0 < self.seconds <= 60:
+            raise SettingsError(f"storm.seconds: must be in (0, 60], got {self.seconds}")
+
+    @classmethod
+    def parse(cls, spec: str) -> Storm:
+        """``at=10,side=client,fraction=0.5`` (the --lt-storm form)."""
+        values: dict[str, Any] = {}
+        for part in (p.strip() for p in spec.split(",") if p.strip()):
+            key, sep, value = part.partition("=")
+            if not sep or key not in {f.name for f in fields(cls)}:
+                raise SettingsError(
+                    f"storm: {part!r} is not key=value with a key of at, side, fraction, close_code, seconds"
+                )
+            try:
+                values[key] = value if key == "side" else (int(value) if key == "close_code" else float(value))
+            except ValueError:
+                raise SettingsError(f"storm.{key}: {value!r} is not a number") from None
+        if "at" not in values:
+            raise SettingsError("storm: 'at' (seconds into the run) is required")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Probes that run beside the load, from the coordinating process (master or local)."""
+
+    replay_rate: float = 0.0  # replay probes started per second; 0 = off
+    replay_kinds: tuple[str, ...] = ()  # empty = every kind
+    race_sockets: int = 8
+    max_expiry_wait: float = 30.0  # longest a probe waits for a ticket or token to expire
+    rate_limit_endpoint: str | None = None  # "/request_token" or "/join"; None = off
+    rate_limit_steps: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 40.0)
+    rate_limit_step_seconds: float = 3.0
+    cors_origins: tuple[str, ...] = ()  # origins that must be allowed; empty = CORS probe off
+    cors_refused_origins: tuple[str, ...] = ("https://evil.example",)
+    #: Source address for probe traffic, so probes and players do not share per-IP limits;
+    #: "auto" uses 127.0.0.253 (replay) and 127.0.0.254 (rate limit) against a loopback target.
+    source_address: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.replay_rate < 0 or self.replay_rate > 50:
+            raise SettingsError(f"probes.replay_rate: must be 0..50 per second, got {self.replay_rate}")
+        if not 2 <= self.race_sockets <= 64:
+            raise SettingsError("probes.race_sockets: must be 2..64")
+        if self.rate_limit_endpoint not in (None, "/request_token", "/join"):
+            raise SettingsError("probes.rate_limit_endpoint: must be /request_token or /join")
+        if not self.rate_limit_steps or any(not 0 < r <= 1000 for r in self.rate_limit_steps):
+            raise SettingsError("probes.rate_limit_steps: rates must be in (0, 1000] requests per second")
+        if not 0.5 <= self.rate_limit_step_seconds <= 60:
+            raise SettingsError("probes.rate_limit_step_seconds: must be 0.5..60")
+
+
 @dataclass(frozen=True)
 class PlayerSettings:
     session_length: float = 30.0  # seconds a player stays before leaving (then plays again)
@@ -50,6 +127,8 @@ class PlayerSettings:
     #: Subtract an estimated client/server clock offset from lag (auto: only for non-loopback targets).
     clock_offset: str = "auto"
     out_dir: str | None = None
+    probes: ProbeSettings = field(default_factory=ProbeSettings)
+    storms: tuple[Storm, ...] = ()
 
     def __post_init__(self) -> None:
         positive = ("session_length", "input_rate", "connect_timeout", "close_timeout", "scrape_interval")
@@ -92,6 +171,14 @@ class PlayerSettings:
             data["protocol"] = ProtocolConfig(**data["protocol"])
         if "source_addresses" in data:
             data["source_addresses"] = tuple(data["source_addresses"])
+        if isinstance(data.get("probes"), dict):
+            probes = dict(data["probes"])
+            for key in ("replay_kinds", "rate_limit_steps", "cors_origins", "cors_refused_origins"):
+                if key in probes:
+                    probes[key] = tuple(probes[key])
+            data["probes"] = ProbeSettings(**probes)
+        if "storms" in data:
+            data["storms"] = tuple(Storm(**st) if isinstance(st, dict) else st for st in data["storms"])
         return cls(**data)
 
     @classmethod
@@ -124,9 +211,34 @@ class PlayerSettings:
         addresses = getattr(options, "lt_source_addresses", None)
         if addresses:
             changes["source_addresses"] = expand_addresses(addresses)
-        policy = getattr(options, "lt_reconnect", None)
+        policy: dict[str, Any] = {}
+        for key in ("kind", "base", "multiplier", "cap", "max_attempts"):
+            value = getattr(options, "lt_reconnect" if key == "kind" else f"lt_reconnect_{key}", None)
+            if value is not None:
+                policy[key] = value
+        jitter = getattr(options, "lt_reconnect_jitter", None)
+        if jitter:
+            low, _, high = str(jitter).partition(",")
+            policy["jitter_min"], policy["jitter_max"] = float(low), float(high or low)
         if policy:
-            changes["reconnect"] = replace(self.reconnect, kind=policy)
+            changes["reconnect"] = replace(self.reconnect, **policy)
+        probes: dict[str, Any] = {}
+        for key in ("replay_rate", "rate_limit_endpoint"):
+            value = getattr(options, f"lt_{key}", None)
+            if value not in (None, ""):
+                probes[key] = value
+        for key in ("replay_kinds", "cors_origins", "cors_refused_origins"):
+            value = getattr(options, f"lt_{key}", None)
+            if value:
+                probes[key] = tuple(value)
+        steps = getattr(options, "lt_rate_limit_steps", None)
+        if steps:
+            probes["rate_limit_steps"] = tuple(float(x) for x in str(steps).split(","))
+        if probes:
+            changes["probes"] = replace(self.probes, **probes)
+        storms = getattr(options, "lt_storm", None)
+        if storms:
+            changes["storms"] = tuple(Storm.parse(spec) for spec in storms)
         return replace(self, **changes) if changes else self
 
 

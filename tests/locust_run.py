@@ -6,6 +6,7 @@ Locust is always a child process: importing it here would gevent-patch the test 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -74,11 +75,14 @@ def run_locust(
     locustfile: Path = LOCUSTFILE,
     extra: tuple[str, ...] = (),
     timeout: float = 180,
+    env: dict[str, str] | None = None,
 ) -> LocustResult:
     cmd = locust_command(
         host, out_dir, users=users, spawn_rate=spawn_rate, run_time=run_time, locustfile=locustfile, extra=extra
     )
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
     return LocustResult(proc.returncode, proc.stdout, proc.stderr, out_dir)
 
 
@@ -90,10 +94,11 @@ def assert_clean(result: LocustResult) -> None:
 class RunningLocust:
     """A Locust run in the background, for tests that act on the target while it runs."""
 
-    def __init__(self, host: str, out_dir: Path, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, host: str, out_dir: Path, env: dict[str, str] | None = None, **kwargs) -> None:  # type: ignore[no-untyped-def]
         self.out_dir = out_dir
         self.proc = subprocess.Popen(
             locust_command(host, out_dir, **kwargs),
+            env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 
 import psutil
@@ -18,22 +20,27 @@ from loadtest.backend import BackendProcess
 from tests.client import GameClient, next_of_type, wait_until
 
 SERVE = [sys.executable, "-m", "loadtest", "serve", "--port", "0"]
+#: Set in the environment of every serve this module runs; game servers inherit it, so the
+#: processes a run left behind can be found without mistaking anyone else's for them.
+MARKER = "LOADTEST_TEST_RUN"
 
 
-def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=timeout, check=False)
+def serve(*args: str, marker: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, MARKER: marker or uuid.uuid4().hex}
+    return subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=timeout, check=False, env=env)
+
+
+def processes_marked(marker: str) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.environ().get(MARKER) == marker and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+    return found
 
 
 def game_servers_of(pid: int) -> list[psutil.Process]:
     return [p for p in psutil.Process(pid).children(recursive=True) if "loadtest.backend.gameserver" in p.cmdline()]
-
-
-def all_game_server_pids() -> set[int]:
-    pids = set()
-    for p in psutil.process_iter(["cmdline"]):
-        if "loadtest.backend.gameserver" in (p.info["cmdline"] or []):
-            pids.add(p.pid)
-    return pids
 
 
 @pytest.fixture
@@ -105,32 +112,26 @@ def test_game_servers_exit_even_if_serve_is_killed(backend: BackendProcess) -> N
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
 )
 def test_bad_config_exits_2_with_a_message_naming_it(args: tuple[str, ...], says: str) -> None:
-    before = all_game_server_pids()
-    result = serve(*args)
+    marker = uuid.uuid4().hex
+    result = serve(*args, marker=marker)
     assert result.returncode == 2, result.stderr
     assert says in result.stderr
     assert "Traceback" not in result.stderr
     assert "listening on" not in result.stdout
-    assert all_game_server_pids() <= before, "no game server was started for an impossible config"
+    assert processes_marked(marker) == [], "nothing is left running"
 
 
 def test_a_port_in_use_exits_3_and_leaves_no_game_server_behind() -> None:
-    before = all_game_server_pids()
+    marker = uuid.uuid4().hex
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        result = subprocess.run(
-            [sys.executable, "-m", "loadtest", "serve", "--port", port, "--game-servers", "2"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = serve("--game-servers", "2", "--port", port, marker=marker)
     assert result.returncode == 3, result.stderr
     assert "cannot listen" in result.stderr and port in result.stderr
     assert "Traceback" not in result.stderr
-    assert wait_until(lambda: all_game_server_pids() <= before)
+    assert processes_marked(marker) == [], "the game servers it had started are stopped"
 
 
 def test_check_2_walks_the_protocol_and_prints_ok() -> None:

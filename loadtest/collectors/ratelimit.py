@@ -45,3 +45,20 @@ class RateLimitCollector:
         at, retry_after = pending
         waited = time.monotonic() - at
         self.agg.count(f"{'honoured' if waited >= retry_after - TOLERANCE else 'not_honoured'}:{endpoint}")
+
+
+class RateLimitProbeCollector:
+    """The rate-limit probe: per offered-rate step, what was sent, accepted and refused."""
+
+    def __init__(self, agg: Aggregator) -> None:
+        self.agg = agg
+
+    def step(self, endpoint: str, rate: float, outcome: str, retry_after: float | None = None) -> None:
+        b = self.agg.bucket()
+        b.counts[f"probe:{endpoint}:{rate:g}:offered"] += 1
+        b.counts[f"probe:{endpoint}:{rate:g}:{outcome}"] += 1
+        if retry_after is not None:
+            b.observe("probe_retry_after_ms", max(1.0, retry_after * 1000))
+
+    def step_seconds(self, endpoint: str, rate: float, seconds: float) -> None:
+        self.agg.count(f"probe:{endpoint}:{rate:g}:seconds", seconds)

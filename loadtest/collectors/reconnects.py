@@ -49,3 +49,11 @@ class ReconnectCollector:
 
     def gave_up(self, recovery: Recovery) -> None:
         self.agg.count("gave_up")
+
+    def storm(self, side: str, dropped: int | None) -> None:
+        """A storm was set off (``dropped`` as far as the side that did it knows)."""
+        b = self.agg.bucket()
+        b.counts["storms"] += 1
+        b.counts[f"storm:{side}"] += 1
+        if dropped is not None:
+            b.counts["storm_dropped"] += dropped

@@ -28,3 +28,12 @@ class ReplayCollector:
         b = self.agg.bucket()
         b.counts[f"attempt:{kind}"] += 1
         b.counts[f"{'accepted' if accepted else 'rejected'}:{kind}"] += 1
+
+    def refused(self, where: str, reason: str) -> None:
+        """One refusal as the server worded it (``ticket``: 403 reason; ``jwt``: 401 reason), so our
+        counts can be checked against the server's own ``tickets_rejected`` / ``jwt_rejections``."""
+        self.agg.count(f"refused_{where}:{reason}")
+
+    def skipped(self, kind: str, why: str) -> None:
+        """A probe that could not be carried out (no secret to sign with, a 429 while setting up)."""
+        self.agg.count(f"skipped:{kind}:{why}")

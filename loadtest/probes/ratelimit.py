@@ -1,0 +1,74 @@
+"""The rate-limit probe: bursts from one source address at rising rates against one endpoint.
+
+Each step offers ``rate`` requests per second for a few seconds, every request on its own
+schedule (an open model: a slow answer does not slow the offer). From the steps come the offered
+and accepted rates, the rate at which 429s begin, the Retry-After values, and whether any limit is
+enforced at all. After the first limited step the bucket is empty, so the accepted rate of the
+later steps is the sustained limit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+
+from loadtest.collectors.ratelimit import RateLimitProbeCollector
+from loadtest.probes.http import TIMEOUT, json_or_none, probe_session, probe_source
+from loadtest.protocol import Protocol, ProtocolError
+from loadtest.settings import PlayerSettings
+
+log = logging.getLogger(__name__)
+
+
+class RateLimitProbe:
+    def __init__(
+        self, host: str, settings: PlayerSettings, protocol: Protocol, collector: RateLimitProbeCollector
+    ) -> None:
+        self.host = host.rstrip("/")
+        self.settings = settings
+        self.protocol = protocol
+        self.collector = collector
+        self.http = probe_session(settings, probe_source(host, settings.probes.source_address, "127.0.0.254"))
+        self.endpoint = settings.probes.rate_limit_endpoint or protocol.config.token_path
+        self._headers: dict[str, str] = {}
+
+    def run(self) -> None:
+        probes = self.settings.probes
+        if self.endpoint == self.protocol.config.join_path:
+            try:
+                self._headers = self.protocol.auth_headers(self._token())
+            except (OSError, ProtocolError) as exc:
+                log.warning("rate-limit probe: could not get a token for %s: %s", self.endpoint, exc)
+                return
+        for rate in probes.rate_limit_steps:
+            count = max(1, round(rate * probes.rate_limit_step_seconds))
+            shots = [gevent.spawn_later(i / rate, self._fire, rate) for i in range(count)]
+            gevent.joinall(shots, timeout=probes.rate_limit_step_seconds + TIMEOUT + 1)
+            self.collector.step_seconds(self.endpoint, rate, probes.rate_limit_step_seconds)
+
+    def _token(self) -> str:
+        path, body = self.protocol.token_request("rate-probe")
+        r = self.http.post(self.host + path, json=body, timeout=TIMEOUT)
+        return self.protocol.parse_token(json_or_none(r)).token
+
+    def _fire(self, rate: float) -> None:
+        if self.endpoint == self.protocol.config.join_path:
+            path, body = self.protocol.join_request("quick")
+        else:
+            path, body = self.protocol.token_request("rate-probe")
+        try:
+            r = self.http.post(self.host + path, json=body, headers=self._headers, timeout=TIMEOUT)
+        except OSError:
+            self.collector.step(self.endpoint, rate, "error")
+            return
+        if r.status_code == 429:
+            try:
+                retry_after = float(r.headers.get("Retry-After", ""))
+            except ValueError:
+                retry_after = None
+            self.collector.step(self.endpoint, rate, "limited", retry_after)
+        elif r.status_code < 300:
+            self.collector.step(self.endpoint, rate, "accepted")
+        else:
+            self.collector.step(self.endpoint, rate, "other")

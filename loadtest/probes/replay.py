@@ -1,0 +1,210 @@
+"""Replay and forgery probes: try to reuse, race, outlive or fake a credential, and record the verdict.
+
+Each kind is one small attack a cheater or a buggy client makes for real:
+
+- ``ticket_reuse``: connect with a ticket that was already used;
+- ``ticket_race``: open several sockets at the same instant with one fresh ticket (more than one
+  winner means check-then-consume is not atomic);
+- ``ticket_expired``: wait past ``expires_in``, then connect;
+- ``ticket_forged``: connect with a ticket the server never issued;
+- ``jwt_alg_none``: ``/join`` with the real token's claims, unsigned;
+- ``jwt_bad_signature``: ``/join`` with the real token, signature altered;
+- ``jwt_expired``: ``/join`` with an expired token (signed with ``LOADTEST_JWT_SECRET`` when given,
+  else a real token waited out if it expires soon enough);
+- ``jwt_wrong_audience``: ``/join`` with a token for another audience (needs the secret).
+
+A correct backend rejects every one; each acceptance is a finding.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import os
+import secrets
+import time
+from typing import Any
+
+import gevent
+import gevent.pool
+import jwt
+
+from loadtest.collectors.replay import KINDS, ReplayCollector
+from loadtest.engine import ConnectOutcome, SessionHandle, WebSocketEngine
+from loadtest.probes.http import TIMEOUT, json_or_none, probe_session, probe_source
+from loadtest.protocol import JoinGrant, Protocol, ProtocolError
+from loadtest.settings import JWT_SECRET_ENV, PlayerSettings
+from loadtest.target import WsTarget
+
+log = logging.getLogger(__name__)
+CONCURRENT = 16
+
+
+class _Skip(Exception):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class ReplayProbe:
+    def __init__(
+        self,
+        host: str,
+        settings: PlayerSettings,
+        protocol: Protocol,
+        engine: WebSocketEngine,
+        collector: ReplayCollector,
+    ) -> None:
+        self.host = host.rstrip("/")
+        self.settings = settings
+        self.protocol = protocol
+        self.engine = engine
+        self.collector = collector
+        self.source = probe_source(host, settings.probes.source_address, "127.0.0.253")
+        self.http = probe_session(settings, self.source)
+        self.target = WsTarget.from_host(host, settings)
+        kinds = settings.probes.replay_kinds or KINDS
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown replay kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+        self.kinds = tuple(kinds)
+
+    def run(self, rate: float) -> None:
+        """Start one probe every 1/rate seconds, round-robin over the kinds, until killed."""
+        pool = gevent.pool.Pool(CONCURRENT)
+        try:
+            for kind in itertools.cycle(self.kinds):
+                pool.spawn(self.probe, kind)
+                gevent.sleep(1.0 / rate)
+        finally:
+            pool.kill(block=True, timeout=5)
+
+    def probe(self, kind: str) -> bool | None:
+        """Run one probe of ``kind``; True if the attack was accepted, None if it could not run."""
+        try:
+            accepted = getattr(self, kind)()
+        except _Skip as skip:
+            self.collector.skipped(kind, skip.why)
+            return None
+        except (OSError, ProtocolError, ValueError) as exc:
+            log.warning("replay probe %s could not run: %s", kind, exc)
+            self.collector.skipped(kind, "error")
+            return None
+        self.collector.verdict(kind, accepted)
+        return accepted
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _token(self) -> str:
+        path, body = self.protocol.token_request("replay-probe")
+        r = self.http.post(self.host + path, json=body, timeout=TIMEOUT)
+        if r.status_code != 200:
+            raise _Skip(f"token_{r.status_code}")
+        return self.protocol.parse_token(json_or_none(r)).token
+
+    def _join_response(self, token: str) -> Any:
+        path, body = self.protocol.join_request("quick")
+        return self.http.post(self.host + path, json=body, headers=self.protocol.auth_headers(token), timeout=TIMEOUT)
+
+    def _join(self, token: str) -> JoinGrant:
+        r = self._join_response(token)
+        if r.status_code != 200:
+            raise _Skip(f"join_{r.status_code}")
+        return self.protocol.parse_join(json_or_none(r))
+
+    def _open(self, grant: JoinGrant) -> SessionHandle:
+        url = self.protocol.connect_url(self.target.base, grant)
+        return self.engine.open(self.target.spec(url, self.protocol, self.settings, self.source, measure=False))
+
+    def _outcome(self, handle: SessionHandle) -> ConnectOutcome:
+        outcome = handle.connected.get(timeout=self.settings.connect_timeout + 5)
+        if not outcome.ok and outcome.status is not None:
+            body = outcome.body if isinstance(outcome.body, dict) else {}
+            self.collector.refused("ticket", str(body.get("reason") or f"status_{outcome.status}"))
+        return outcome
+
+    def _close(self, handle: SessionHandle) -> None:
+        self.engine.close(handle)
+        handle.ended.wait(timeout=self.settings.close_timeout + 2)
+
+    def _connect_once(self, grant: JoinGrant) -> bool:
+        handle = self._open(grant)
+        outcome = self._outcome(handle)
+        if outcome.ok:
+            self._close(handle)
+        elif outcome.status is None:
+            raise _Skip(f"connect_{outcome.reason}")
+        return outcome.ok
+
+    def _join_with(self, token: str) -> bool:
+        r = self._join_response(token)
+        if r.status_code == 200:
+            return True
+        if r.status_code == 429:
+            raise _Skip("rate_limited")
+        body = json_or_none(r)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        self.collector.refused("jwt", str(reason or f"status_{r.status_code}"))
+        return False
+
+    # -- the kinds --------------------------------------------------------------------------
+
+    def ticket_reuse(self) -> bool:
+        grant = self._join(self._token())
+        if not self._connect_once(grant):
+            raise _Skip("first_connect_refused")
+        return self._connect_once(grant)
+
+    def ticket_race(self) -> bool:
+        grant = self._join(self._token())
+        handles = [self._open(grant) for _ in range(self.settings.probes.race_sockets)]
+        winners = [h for h in handles if self._outcome(h).ok]
+        for handle in winners:
+            self._close(handle)
+        if not winners:
+            raise _Skip("no_winner")
+        return len(winners) > 1
+
+    def ticket_expired(self) -> bool:
+        grant = self._join(self._token())
+        lifetime = grant.expires_in
+        if lifetime is None or lifetime > self.settings.probes.max_expiry_wait:
+            raise _Skip("expiry_too_long")
+        gevent.sleep(lifetime + 1.0)
+        return self._connect_once(grant)
+
+    def ticket_forged(self) -> bool:
+        return self._connect_once(JoinGrant(secrets.token_urlsafe(24), "", None))
+
+    def jwt_alg_none(self) -> bool:
+        claims = jwt.decode(self._token(), options={"verify_signature": False})
+        return self._join_with(jwt.encode(claims, key=None, algorithm="none"))
+
+    def jwt_bad_signature(self) -> bool:
+        header, payload, signature = self._token().split(".")
+        forged = base64.urlsafe_b64encode(secrets.token_bytes(len(signature) * 3 // 4 or 32)).rstrip(b"=").decode()
+        return self._join_with(f"{header}.{payload}.{forged}")
+
+    def jwt_expired(self) -> bool:
+        token = self._token()
+        claims = jwt.decode(token, options={"verify_signature": False})
+        secret = os.environ.get(JWT_SECRET_ENV)
+        if secret:
+            now = int(time.time())
+            claims.update(iat=now - 600, exp=now - 300)
+            return self._join_with(jwt.encode(claims, secret, algorithm="HS256"))
+        exp = claims.get("exp")
+        wait = (exp - time.time() + 1.0) if isinstance(exp, int | float) else None
+        if wait is None or wait > self.settings.probes.max_expiry_wait:
+            raise _Skip("no_secret")
+        gevent.sleep(max(0.0, wait))
+        return self._join_with(token)
+
+    def jwt_wrong_audience(self) -> bool:
+        secret = os.environ.get(JWT_SECRET_ENV)
+        if not secret:
+            raise _Skip("no_secret")
+        claims = jwt.decode(self._token(), options={"verify_signature": False})
+        claims["aud"] = f"not-{claims.get('aud', 'you')}"
+        return self._join_with(jwt.encode(claims, secret, algorithm="HS256"))

@@ -1,0 +1,176 @@
+"""Replay, forgery, rate-limit and CORS probes against the reference backend, right and wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtest.backend import BackendProcess
+from tests.conftest import GENEROUS_LIMITS
+from tests.locust_run import assert_clean, run_locust
+
+SECRET = "probe-test-secret-0123456789"
+ALL_KINDS = {
+    "ticket_reuse",
+    "ticket_race",
+    "ticket_expired",
+    "ticket_forged",
+    "jwt_alg_none",
+    "jwt_bad_signature",
+    "jwt_expired",
+    "jwt_wrong_audience",
+}
+
+
+def _run_probes(backend: BackendProcess, out: Path, *extra: str, users: int = 1, run_time: str = "8s"):  # type: ignore[no-untyped-def]
+    return run_locust(
+        backend.url,
+        out,
+        users=users,
+        spawn_rate=users,
+        run_time=run_time,
+        extra=("--lt-session-length", "60", *extra),
+        env={"LOADTEST_JWT_SECRET": SECRET},
+    )
+
+
+def test_every_kind_is_rejected_by_a_correct_backend_and_counts_match_its_metrics(tmp_path: Path) -> None:
+    args = ("--jwt-secret", SECRET, "--ticket-ttl", "2", *GENEROUS_LIMITS)
+    with BackendProcess(args=args) as backend:
+        result = _run_probes(backend, tmp_path / "run", "--lt-replay-rate", "3", users=8, run_time="10s")
+    assert_clean(result)
+    s = result.summary
+    replay = s["replay"]
+    assert set(replay["by_kind"]) == ALL_KINDS
+    assert replay["accepted"] == 0
+    assert replay["attempts"] == replay["rejected"] >= 16
+    assert replay["skipped"] == {}
+    # Every refusal we saw is one the server counted, reason by reason.
+    for reason, ours in replay["refused_ticket"].items():
+        assert ours == result.target_delta(f'gamebackend_tickets_rejected_total{{reason="{reason}"}}'), reason
+    for reason, ours in replay["refused_jwt"].items():
+        assert ours == result.target_delta(f'gamebackend_jwt_rejections_total{{reason="{reason}"}}'), reason
+    # The players beside the probes were not disturbed.
+    assert s["ws"]["unexpected_disconnects"] == 0
+    assert s["ws"]["ended"] == {"client": 8}
+    assert s["rate_limit"]["responses_429"] == {}
+    assert s["tick"]["p5_hz"] >= 54
+
+
+@pytest.mark.parametrize(
+    ("defect", "kind"),
+    [
+        ("ticket-replay", "ticket_reuse"),
+        ("ticket-race", "ticket_race"),
+        ("ticket-no-expiry", "ticket_expired"),
+        ("jwt-alg-none", "jwt_alg_none"),
+        ("jwt-expired-ok", "jwt_expired"),
+    ],
+)
+def test_each_defect_is_reported_by_its_probe(defect: str, kind: str, tmp_path: Path) -> None:
+    args = ("--jwt-secret", SECRET, "--ticket-ttl", "1", *GENEROUS_LIMITS)
+    with BackendProcess(defects=(defect,), args=args) as backend:
+        result = _run_probes(backend, tmp_path / "run", "--lt-replay-rate", "2", "--lt-replay-kinds", kind)
+    assert_clean(result)
+    verdicts = result.summary["replay"]["by_kind"][kind]
+    assert verdicts["attempts"] >= 10
+    if kind == "ticket_race":
+        # A race is won by timing; the probe must still find it in at least 9 of 10 tries.
+        assert verdicts["accepted"] >= 0.9 * verdicts["attempts"], verdicts
+    else:
+        assert verdicts["accepted"] == verdicts["attempts"], verdicts
+
+
+def test_rate_limit_probe_finds_the_configured_limit(tmp_path: Path) -> None:
+    with BackendProcess() as backend:  # /request_token: 5 per second, burst 10, per IP
+        result = run_locust(
+            backend.url,
+            tmp_path / "run",
+            users=1,
+            spawn_rate=1,
+            run_time="14s",
+            extra=(
+                "--lt-session-length",
+                "60",
+                "--lt-rate-limit-probe",
+                "/request_token",
+                "--lt-rate-limit-steps",
+                "2,10,20,40",
+            ),
+        )
+    assert_clean(result)
+    rl = result.summary["rate_limit"]
+    probe = rl["probe"]
+    assert rl["enforced"] is True
+    assert probe["steps"][0]["limited"] == 0, "2/s is under the limit"
+    assert probe["limited_from_rate"] == 10
+    assert 4.0 <= probe["estimated_limit_per_s"] <= 6.0, probe
+    assert probe["retry_after_p50_s"] >= 1
+    server = result.target_delta('gamebackend_rate_limited_total{endpoint="/request_token",scope="ip"}')
+    assert sum(step["limited"] for step in probe["steps"]) == server
+
+
+def test_rate_limit_probe_reports_a_missing_limit(tmp_path: Path) -> None:
+    with BackendProcess(defects=("no-rate-limit",)) as backend:
+        result = run_locust(
+            backend.url,
+            tmp_path / "run",
+            users=1,
+            spawn_rate=1,
+            run_time="8s",
+            extra=(
+                "--lt-session-length",
+                "60",
+                "--lt-rate-limit-probe",
+                "/request_token",
+                "--lt-rate-limit-steps",
+                "10,40",
+            ),
+        )
+    assert_clean(result)
+    probe = result.summary["rate_limit"]["probe"]
+    assert probe["enforced"] is False
+    assert probe["estimated_limit_per_s"] is None
+    assert all(step["accepted"] == step["sent"] for step in probe["steps"])
+
+
+def test_cors_probe_passes_a_correct_backend(shared_backend: BackendProcess, tmp_path: Path) -> None:
+    result = run_locust(
+        shared_backend.url,
+        tmp_path / "run",
+        users=1,
+        spawn_rate=1,
+        run_time="3s",
+        extra=("--lt-session-length", "60", "--lt-cors-origin", "http://localhost:8060"),
+    )
+    assert_clean(result)
+    cors = result.summary["cors"]
+    assert cors["checked"] == 4  # (allowed + refused origin) x (token + join)
+    assert cors["findings"] == []
+
+
+def test_cors_probe_reports_misconfigured_origins(tmp_path: Path) -> None:
+    # A wildcard backend lets the hostile origin in; and the game's real origin is not configured.
+    with BackendProcess(args=("--cors-origin", "*", *GENEROUS_LIMITS)) as wildcard:
+        allowed_hostile = run_locust(
+            wildcard.url,
+            tmp_path / "w",
+            users=1,
+            spawn_rate=1,
+            run_time="3s",
+            extra=("--lt-cors-origin", "http://localhost:8060"),
+        )
+    with BackendProcess(args=GENEROUS_LIMITS) as narrow:
+        missing = run_locust(
+            narrow.url,
+            tmp_path / "n",
+            users=1,
+            spawn_rate=1,
+            run_time="3s",
+            extra=("--lt-cors-origin", "https://game.example"),
+        )
+    kinds = {(f["finding"], f["origin"]) for f in allowed_hostile.summary["cors"]["findings"]}
+    assert kinds == {("refused_origin_allowed", "https://evil.example")}
+    kinds = {(f["finding"], f["origin"]) for f in missing.summary["cors"]["findings"]}
+    assert kinds == {("missing_allow_origin", "https://game.example")}
