@@ -54,7 +54,9 @@ class Harness:
         self.role = (
             "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
         )
-        self.worker_id = getattr(runner, "client_id", None) or f"local-{os.getpid()}"
+        self.worker_id = getattr(runner, "client_id", None) or (
+            "master" if self.role == "master" else f"local-{os.getpid()}"
+        )
         self._settings: PlayerSettings | None = None
         self.sessions = SessionCollector()
         self.rate_limit = RateLimitCollector()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,13 @@ def test_tick_rate_matches_the_servers_gauge_when_idle(shared_backend: BackendPr
     )
     assert_clean(result)
     tick = result.summary["tick"]
+    # The server's own gauge, as scraped while the players were connected.
+    scrapes = [json.loads(line) for line in (result.out_dir / "data/target_metrics.jsonl").open()]
     gauges = [
         v
-        for k, v in result.summary["target_metrics"]["end"].items()
+        for scrape in scrapes
+        if scrape["phase"] == "during"
+        for k, v in scrape["samples"].items()
         if k.startswith("gamebackend_game_server_tick_rate_hz") and 'stat="mean"' in k
     ]
     assert tick["nominal_hz"] == 60
