@@ -141,12 +141,17 @@ def test_connect_without_a_ticket_parameter_is_refused(client: GameClient) -> No
     assert json.loads(refused.value.response.body)["reason"] == "unknown"
 
 
-def test_request_line_too_long_for_the_parser_is_a_4xx_and_service_goes_on(client: GameClient) -> None:
-    """Refused by aiohttp's HTTP parser before any handler runs: a 400, not a 500 or a traceback."""
+def test_request_line_too_long_for_the_parser_is_a_4xx_and_service_goes_on(
+    client: GameClient, shared_backend: BackendProcess
+) -> None:
+    """Refused by aiohttp's HTTP parser before any handler runs: a 400, not a 500 or a traceback,
+    in the answer or in the server's log."""
     r = client.get("/connect?ticket=" + "x" * 9000)
     assert 400 <= r.status_code < 500
     assert "Traceback" not in r.text
     assert client.get("/healthz").status_code == 200
+    assert wait_until(lambda: "LineTooLong" in shared_backend.stderr_text(), timeout=5), "the refusal is logged"
+    assert "Traceback" not in shared_backend.stderr_text()
 
 
 def test_bad_requests_do_not_disturb_a_session_in_progress(client: GameClient) -> None:

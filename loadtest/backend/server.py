@@ -8,17 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import signal
 import ssl
 from types import TracebackType
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from loadtest.backend.admin import Admin
 from loadtest.backend.config import BackendConfig
 from loadtest.backend.matchmaker import Matchmaker
 from loadtest.backend.pool import GameServerPool
+
+
+class _ClientErrorsWithoutTraceback(logging.Filter):
+    """A request aiohttp cannot even parse (an 8 KiB request line, a bogus encoding) is the
+    client's fault: log one line, not a traceback, so bad input never looks like a server crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        cause = exc
+        while cause is not None and not isinstance(cause, HttpProcessingError):
+            cause = cause.__cause__ or cause.__context__
+        if exc is not None and isinstance(cause, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {cause.__class__.__name__} ({cause.code}) - answered {cause.code}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_SERVER_LOG_FILTER = _ClientErrorsWithoutTraceback()
 
 
 class ReferenceBackend:
@@ -34,6 +57,9 @@ class ReferenceBackend:
 
     async def start(self) -> str:
         """Start game servers, then the matchmaker; return the base URL clients should use."""
+        server_log = logging.getLogger("aiohttp.server")
+        if _SERVER_LOG_FILTER not in server_log.filters:
+            server_log.addFilter(_SERVER_LOG_FILTER)
         await self.pool.start()
         try:
             app = self.matchmaker.app()
