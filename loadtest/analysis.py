@@ -62,17 +62,36 @@ def target_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return {"scraped": True, "scrapes": len(scrapes), "start": first, "end": last, "delta": delta}
 
 
-def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = None, threshold: float = 0.9) -> dict:
-    data = load(run_dir)
+def summarise(
+    run_dir: str | os.PathLike[str], *, nominal_hz: float | None = None, threshold: float | None = None
+) -> dict:
+    """The run's numbers. ``nominal_hz`` and ``threshold`` default to the run's settings (run.json),
+    then to the rate the server announced in its welcome messages and 90%."""
+    return summarise_data(load(run_dir), run_dir, nominal_hz=nominal_hz, threshold=threshold)
+
+
+def summarise_data(
+    data: dict[str, dict[int, Bucket]],
+    run_dir: str | os.PathLike[str],
+    *,
+    nominal_hz: float | None = None,
+    threshold: float | None = None,
+) -> dict:
+    """The summary of ``data`` (all of a run, or a window of it for sliding-window gates)."""
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     info_path = Path(run_dir) / RUN_INFO
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
     settings = info.get("settings", {})
+    nominal_hz = nominal_hz or settings.get("nominal_tick_rate")
+    threshold = threshold or settings.get("degradation_threshold") or 0.9
+    host = str(info.get("host") or "")
     out["run"] = {
         "target": info.get("host"),
         "started": info.get("started"),
         # Marked loudly: numbers from a run that skipped certificate checks say nothing about TLS.
-        "tls_verification": "off (insecure)" if settings.get("insecure") else "on",
+        "tls_verification": "n/a (plain http)"
+        if host.startswith("http://")
+        else ("off (insecure)" if settings.get("insecure") else "on"),
         "reconnect_policy": settings.get("reconnect", {}).get("kind"),
         "source_addresses": len(settings.get("source_addresses", [])),
     }
@@ -112,7 +131,6 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
         "jitter_p99_ms": _ms(ttotal.hists.get("jitter_us"), 99),
         "input_rtt_p50_ms": _ms(ttotal.hists.get("input_rtt_us"), 50),
         "input_rtt_p99_ms": _ms(ttotal.hists.get("input_rtt_us"), 99),
-        "protocol_errors": _prefixed(ttotal.counts, "protocol_error:"),
         "degradation": None
         if onset is None
         else {"onset_second": onset.second, "players": onset.players, "p5_hz": onset.p5_hz},
@@ -123,13 +141,16 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
     st = _total(data.get(sessions.NAME, {}))
     out["ws"] = {
         "sessions_opened": int(st.counts.get("opened", 0)),
-        "connect_p50_ms": _ms(st.hists.get("connect_ms"), 50, 1),
-        "connect_p95_ms": _ms(st.hists.get("connect_ms"), 95, 1),
+        "connect_p50_ms": _ms(st.hists.get("connect_us"), 50),
+        "connect_p95_ms": _ms(st.hists.get("connect_us"), 95),
         "connect_failed": _prefixed(st.counts, "connect_failed:"),
         "ended": _prefixed(st.counts, "ended:"),
         "unexpected_disconnects": int(st.counts.get("unexpected", 0)),
-        "messages": int(ttotal.counts.get("ticks", 0)),
-        "protocol_errors": _prefixed(st.counts, "protocol_error:"),
+        "messages": int(ttotal.counts.get("messages", 0)),
+    }
+    out["protocol_errors"] = {
+        "http": _prefixed(st.counts, "protocol_error:"),
+        "ws": _prefixed(ttotal.counts, "protocol_error:"),
     }
 
     rl_seconds = data.get(ratelimit.NAME, {})
@@ -138,6 +159,7 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
     not_honoured = sum(_prefixed(rl.counts, "not_honoured:").values())
     out["rate_limit"] = {
         "responses_429": _prefixed(rl.counts, "429:"),
+        "without_retry_after": _prefixed(rl.counts, "no_retry_after:"),
         "retry_after_p50_s": _ms(rl.hists.get("retry_after_ms"), 50),
         "retry_after_honoured": honoured,
         "retry_after_not_honoured": not_honoured,
@@ -186,7 +208,7 @@ def summarise(run_dir: str | os.PathLike[str], *, nominal_hz: float | None = Non
         "gave_up": int(rc.counts.get("gave_up", 0)),
         "storms": int(rc.counts.get("storms", 0)),
         "storms_failed": int(rc.counts.get("storm_failed", 0)),
-        "storm_dropped_by_server": int(rc.counts.get("storm_dropped", 0)),
+        "storm_dropped": int(rc.counts.get("storm_dropped", 0)),
     }
 
     ht_seconds = data.get(http.NAME, {})
@@ -267,19 +289,25 @@ def _rate_limit_probe(rl: Bucket) -> dict[str, Any] | None:
 def write_summary(run_dir: str | os.PathLike[str], *, incomplete: bool, **kwargs: Any) -> dict:
     summary = summarise(run_dir, **kwargs)
     summary["incomplete"] = incomplete
-    path = Path(run_dir) / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=_jsonable), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(Path(run_dir) / "summary.json", summary)
     return summary
 
 
-def _jsonable(value: Any) -> Any:
+def write_json(path: Path, data: Any) -> None:
+    """Strict JSON (no NaN), written atomically so a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_finite(data), indent=2, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
-__all__ = ["load", "new_histogram", "summarise", "target_metrics", "write_summary"]
+__all__ = ["load", "new_histogram", "summarise", "summarise_data", "target_metrics", "write_json", "write_summary"]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+from pathlib import Path
 
 from loadtest.backend.config import DEFECTS, BackendConfig, ConfigError, RateLimit
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_PASSED = EXIT_OK
 
 
 def _positive(kind: type) -> object:
@@ -139,6 +142,132 @@ def _run_serve(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a scenario and write its report (exit 0 passed, 1 a gate failed, 2 usage, 3 not carried out)",
+        description="Run a scenario (a file, or the name of a bundled one) and judge it by its gates.",
+    )
+    p.add_argument("scenario", help="scenario file, or a bundled scenario's name (see `loadtest scenarios`)")
+    p.add_argument("--target", help="base URL of the backend under test (default: the scenario's, else embedded)")
+    p.add_argument(
+        "--defect",
+        action="append",
+        metavar="NAME",
+        choices=sorted(DEFECTS),
+        help="switch on a defect of the embedded backend (repeatable)",
+    )
+    p.add_argument("--users", type=_positive(int), help="simulated players")
+    p.add_argument("--spawn-rate", type=_positive(float), help="players started per second")
+    p.add_argument("--duration", help="run time, e.g. 60s or 5m")
+    p.add_argument("--workers", type=_positive(int), help="Locust worker processes")
+    p.add_argument("--out", help="run folder (default reports/<scenario>-<timestamp>)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any scenario value by its dotted key, e.g. --set player.reconnect.kind=none",
+    )
+    p.add_argument("--web", action="store_true", help="open Locust's web UI with the live collectors")
+    p.add_argument("--web-host", default="127.0.0.1", help="web UI address (default 127.0.0.1)")
+    p.add_argument("--web-port", type=int, default=8089, help="web UI port (default 8089)")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="rebuild a run's report from its saved data")
+    p.add_argument("run_dir", help="a run folder written by `loadtest run`")
+
+
+def resolve_scenario(name: str) -> Path:
+    from loadtest.scenario import bundled
+
+    path = Path(name)
+    if path.exists():
+        return path
+    for candidate in bundled():
+        if candidate.stem == name:
+            return candidate
+    names = ", ".join(p.stem for p in bundled())
+    raise FileNotFoundError(f"no scenario file {name!r}; bundled scenarios: {names}")
+
+
+def _overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
+    from loadtest.scenario import parse_override
+
+    overrides = [parse_override(text) for text in args.set]
+    for flag, key in (
+        ("users", "load.users"),
+        ("spawn_rate", "load.spawn_rate"),
+        ("duration", "scenario.duration"),
+        ("workers", "load.workers"),
+        ("target", "target.url"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append((key, value))
+    if args.defect:
+        overrides.append(("target.defects", list(args.defect)))
+    return overrides
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from loadtest.run import default_out_dir, run
+    from loadtest.scenario import ScenarioError, load
+
+    try:
+        path = resolve_scenario(args.scenario)
+        overrides = _overrides(args)
+        scenario = load(path, overrides)
+    except (ScenarioError, FileNotFoundError) as exc:
+        print(f"loadtest run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out) if args.out else default_out_dir(scenario)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, out / "scenario.toml")
+    (out / "overrides.json").write_text(json.dumps(overrides), encoding="utf-8")
+    return run(scenario, out_dir=out, web=(args.web_host, args.web_port) if args.web else None)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from loadtest.run import finish, print_summary
+    from loadtest.scenario import ScenarioError, load
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "data" / "aggregates.jsonl").exists():
+        print(f"loadtest report: {run_dir} holds no run data (data/aggregates.jsonl)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        overrides = [tuple(o) for o in json.loads((run_dir / "overrides.json").read_text(encoding="utf-8"))]
+        scenario = load(run_dir / "scenario.toml", overrides)
+    except (OSError, ValueError, ScenarioError) as exc:
+        print(f"loadtest report: cannot read the run's scenario: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    previous = {}
+    if (run_dir / "summary.json").exists():
+        previous = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    # A run killed before it could write its verdict is incomplete by definition.
+    incomplete = previous.get("incomplete", True) if "gates" in previous else True
+    summary, results = finish(run_dir, scenario, incomplete=incomplete, aborted=previous.get("aborted"))
+    print_summary(summary, results, run_dir)
+    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+
+
+def _run_scenarios(args: argparse.Namespace) -> int:
+    from loadtest.scenario import bundled, summary_line
+
+    paths = bundled()
+    if not paths:
+        print("no bundled scenarios found (they live in scenarios/ of a source checkout)")
+        return EXIT_OK
+    width = max(len(p.stem) for p in paths)
+    for path in paths:
+        print(f"{path.stem:<{width}}  {summary_line(path)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadtest", description="Load and resilience testing for multiplayer game backends."
@@ -146,13 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
+    _add_run(sub)
+    _add_report(sub)
+    sub.add_parser("scenarios", help="list the bundled scenarios")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"serve": _run_serve}
+    handlers = {"serve": _run_serve, "run": _run_run, "report": _run_report, "scenarios": _run_scenarios}
     try:
         code = handlers[args.command](args)
     except KeyboardInterrupt:

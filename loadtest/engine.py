@@ -1,7 +1,7 @@
 """The WebSocket engine: every session of a Locust process on one asyncio loop in a real OS thread.
 
-Why not a WebSocket client per Locust user? Measured on this kind of machine (docs/performance.md,
-``../shared/notes/websocket-engine.md``): ``websockets.sync`` under gevent can abort the whole process
+Why not a WebSocket client per Locust user? Measured on this kind of machine (see docs/harness.md
+for the figures): ``websockets.sync`` under gevent can abort the whole process
 (a libev watcher on a closed fd), and ``websocket-client`` starves other greenlets once a reader
 falls behind. ``websockets.asyncio`` clients on their own thread receive more messages per CPU-second
 with lower lag, and the per-message work (parse, update aggregates) never touches gevent.
@@ -397,17 +397,20 @@ class WebSocketEngine:
                 try:
                     kind, tick, ts, ack, _players = parse(raw)
                 except ProtocolError as exc:
-                    ticks.agg.count(f"protocol_error:{exc.reason}", second=int(now))
+                    counts = ticks.agg.bucket(int(now)).counts
+                    counts["messages"] += 1
+                    counts[f"protocol_error:{exc.reason}"] += 1
                     continue
                 if kind is TICK:
                     on_tick(state, tick, ts, ack, now, int(now))
                     if first:
                         first = False
                         self._post("first_tick", sid)
-                elif kind is WELCOME:
-                    nominal = protocol.welcome_tick_rate(raw)
+                else:
+                    counts = ticks.agg.bucket(int(now)).counts
+                    counts["messages"] += 1
+                    nominal = protocol.welcome_tick_rate(raw) if kind is WELCOME else None
                     if nominal:
-                        counts = ticks.agg.bucket(int(now)).counts
                         counts["welcomes"] += 1
                         counts["nominal_hz_sum"] += nominal
                     self._post("welcome", sid, nominal)
@@ -466,6 +469,9 @@ class WebSocketEngine:
                 await ws.send(spec.protocol.input_message(seq, x, y))
         except (ConnectionClosed, asyncio.CancelledError):
             return
+        except Exception as exc:  # a Protocol subclass's bug: say so, once, and count it
+            self._tlog.error("input sender stopped: %r", exc)
+            self.ticks.agg.count("protocol_error:input_message")
 
     async def _ticker(self) -> None:
         """Once a second: close the second for every session and ship the finished aggregates."""

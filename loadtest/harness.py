@@ -228,9 +228,10 @@ class Harness:
             now = time.time()
             gevent.sleep(int(now) + 1 - now + 0.05)
             engine = self._engine
-            lag = engine.loop_lag_ms if engine is not None else 0.0
-            sessions = engine.open_sessions if engine is not None else 0
-            self.generator.sample(int(time.time()) - 1, lag, sessions)
+            if self.role != "master":  # the master coordinates; its health is not the generator's
+                lag = engine.loop_lag_ms if engine is not None else 0.0
+                sessions = engine.open_sessions if engine is not None else 0
+                self.generator.sample(int(time.time()) - 1, lag, sessions)
             self._ship()
 
     def _scrape_loop(self) -> None:

@@ -119,12 +119,20 @@ class GamePlayer(HttpUser):
             if attempt.handle is not None:
                 failures = 0
                 handle = attempt.handle
-                if recovery is not None and handle.first_tick.wait(timeout=self.settings.connect_timeout):
-                    self.harness.reconnect.recovered(recovery)
-                    recovery = None
+                if recovery is not None:
+                    # Recovered means carrying ticks again, not merely connected.
+                    gevent.wait(
+                        [handle.first_tick, handle.ended], count=1, timeout=max(0.0, leave_at - time.monotonic())
+                    )
+                    if handle.first_tick.is_set():
+                        self.harness.reconnect.recovered(recovery)
+                        recovery = None
                 end = self.hold(handle, leave_at)
                 if end is None:
+                    if recovery is not None:
+                        self.harness.reconnect.gave_up(recovery)  # connected, but never ticked again
                     return  # left as planned
+                # A drop before the player recovered is part of the same incident, not a new one.
                 recovery = recovery or self.harness.reconnect.dropped(end.reason)
             failures += 1
             if failures > policy.max_attempts:
@@ -149,14 +157,9 @@ class GamePlayer(HttpUser):
         if self.token is not None and time.monotonic() < self.token_expires:
             return self.token
         path, body = self.protocol.token_request(self.name_)
-        reply = self._post(path, body)
-        if isinstance(reply, _Attempt):
-            return reply
-        try:
-            grant = self.protocol.parse_token(reply)
-        except ProtocolError as exc:
-            self.harness.sessions.protocol_error(path, exc.reason)
-            return _Attempt(reason="protocol_error")
+        grant = self._post(path, body, parse=self.protocol.parse_token)
+        if isinstance(grant, _Attempt):
+            return grant
         self.token = grant
         lifetime = grant.expires_in if grant.expires_in is not None else 3600.0
         self.token_expires = time.monotonic() + max(1.0, lifetime - TOKEN_MARGIN)
@@ -164,16 +167,10 @@ class GamePlayer(HttpUser):
 
     def join(self, token: TokenGrant) -> JoinGrant | _Attempt:
         path, body = self.protocol.join_request(self.settings.join_mode, self.settings.room)
-        reply = self._post(path, body, headers=self.protocol.auth_headers(token.token))
-        if isinstance(reply, _Attempt):
-            if reply.reason == "status_401":
-                self.token = None  # expired or revoked: log in again on the next attempt
-            return reply
-        try:
-            return self.protocol.parse_join(reply)
-        except ProtocolError as exc:
-            self.harness.sessions.protocol_error(path, exc.reason)
-            return _Attempt(reason="protocol_error")
+        grant = self._post(path, body, headers=self.protocol.auth_headers(token.token), parse=self.protocol.parse_join)
+        if isinstance(grant, _Attempt) and grant.reason == "status_401":
+            self.token = None  # expired or revoked: log in again on the next attempt
+        return grant
 
     def connect(self, grant: JoinGrant) -> _Attempt:
         spec = self._ws.spec(self.protocol.connect_url(self._ws.base, grant), self.protocol, self.settings, self.source)
@@ -236,8 +233,12 @@ class GamePlayer(HttpUser):
 
     # -- HTTP ---------------------------------------------------------------------------------------
 
-    def _post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
-        """POST through Locust's client; the JSON reply, or an :class:`_Attempt` saying why not."""
+    def _post(self, path: str, body: Any, *, parse: Any, headers: dict[str, str] | None = None) -> Any:
+        """POST through Locust's client; the parsed reply, or an :class:`_Attempt` saying why not.
+
+        Parsing happens inside Locust's ``catch_response`` block, so a reply of the wrong shape is
+        a failure in Locust's tables as well as a counted protocol error.
+        """
         with self.http_slots:
             self.harness.rate_limit.requesting(self.retry, path)
             with self.client.post(
@@ -253,7 +254,7 @@ class GamePlayer(HttpUser):
                     response.failure(f"HTTP {status}")
                     return _Attempt(reason=f"status_{status}")
                 try:
-                    return decode_json(response.text)
+                    return parse(decode_json(response.text))
                 except ProtocolError as exc:
                     self.harness.sessions.protocol_error(path, exc.reason)
                     response.failure(f"protocol error: {exc.reason}")

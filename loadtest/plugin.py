@@ -6,14 +6,16 @@ shown in the web UI and forwarded by Locust from the master to its workers.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from locust import events
 from locust.env import Environment
 
-from loadtest.backoff import KINDS
+from loadtest.backoff import KINDS, PolicyError
 from loadtest.harness import Harness
-from loadtest.settings import JOIN_MODES
+from loadtest.settings import JOIN_MODES, SettingsError
 
 
 @events.init_command_line_parser.add_listener
@@ -38,7 +40,7 @@ def _add_options(parser: Any) -> None:
     group.add_argument(
         "--lt-storm",
         action="append",
-        metavar="at=S,side=client|server|stall[,fraction=F][,close_code=C]",
+        metavar="at=S,side=client|server|stall[,fraction=F][,close_code=C][,seconds=S]",
         help="a reconnect storm or stall at S seconds into the run (repeatable); server side needs "
         "LOADTEST_ADMIN_TOKEN in the environment",
     )
@@ -67,4 +69,14 @@ def _add_options(parser: Any) -> None:
 
 @events.init.add_listener
 def _install(environment: Environment, **_: Any) -> None:
-    Harness.install(environment)
+    harness = Harness.install(environment)
+    if harness.role == "worker":
+        return  # a worker's options arrive from the master with the first spawn message
+    try:
+        harness.settings  # noqa: B018 - validate now, not in every player's on_start
+    except (SettingsError, PolicyError) as exc:
+        # A bad option is the user's to fix: one clear line and exit code 2, no traceback, and no
+        # run idling until its time limit with every player failing.
+        sys.stderr.write(f"loadtest: {exc}\n")
+        sys.stderr.flush()
+        os._exit(2)

@@ -53,7 +53,7 @@ class ProtocolConfig:
     input_type: str = "input"
 
     @classmethod
-    def keys(cls) -> list[str]:
+    def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
 

@@ -93,6 +93,11 @@ class ProbeSettings:
             raise SettingsError(f"probes.replay_rate: must be 0..50 per second, got {self.replay_rate}")
         if not 2 <= self.race_sockets <= 64:
             raise SettingsError("probes.race_sockets: must be 2..64")
+        from loadtest.collectors.replay import KINDS
+
+        unknown = sorted(set(self.replay_kinds) - set(KINDS))
+        if unknown:
+            raise SettingsError(f"probes.replay_kinds: unknown {', '.join(unknown)}; known: {', '.join(KINDS)}")
         if self.rate_limit_endpoint not in (None, "/request_token", "/join"):
             raise SettingsError("probes.rate_limit_endpoint: must be /request_token or /join")
         if not self.rate_limit_steps or any(not 0 < r <= 1000 for r in self.rate_limit_steps):
@@ -129,6 +134,8 @@ class PlayerSettings:
     out_dir: str | None = None
     probes: ProbeSettings = field(default_factory=ProbeSettings)
     storms: tuple[Storm, ...] = ()
+    #: Load shape as (duration s, users, spawn rate) stages; empty = Locust's -u/-r/-t.
+    stages: tuple[tuple[float, int, float], ...] = ()
 
     def __post_init__(self) -> None:
         positive = ("session_length", "input_rate", "connect_timeout", "close_timeout", "scrape_interval")
@@ -160,6 +167,13 @@ class PlayerSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlayerSettings:
+        try:
+            return cls._from_dict(data)
+        except TypeError as exc:  # an unknown or missing key in a nested table
+            raise SettingsError(f"settings: {exc}") from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> PlayerSettings:
         data = dict(data)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -177,6 +191,8 @@ class PlayerSettings:
                 if key in probes:
                     probes[key] = tuple(probes[key])
             data["probes"] = ProbeSettings(**probes)
+        if "stages" in data:
+            data["stages"] = tuple((float(d), int(u), float(r)) for d, u, r in data["stages"])
         if "storms" in data:
             data["storms"] = tuple(Storm(**st) if isinstance(st, dict) else st for st in data["storms"])
         return cls(**data)
@@ -192,30 +208,37 @@ class PlayerSettings:
         return settings.with_options(options) if options is not None else settings
 
     def with_options(self, options: Any) -> PlayerSettings:
+        """Apply ``--lt-*`` options. Values typed into Locust's web form arrive as strings, so every
+        value is converted here; a bad one raises :class:`SettingsError` naming the option."""
+        try:
+            return self._with_options(options)
+        except SettingsError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"--lt-* option: {exc}") from None
+
+    def _with_options(self, options: Any) -> PlayerSettings:
         changes: dict[str, Any] = {}
-        for key in (
-            "session_length",
-            "input_rate",
-            "join_mode",
-            "room",
-            "sessions_per_user",
-            "think_time",
-            "ca_bundle",
-            "out_dir",
-        ):
+        converters = {"session_length": float, "input_rate": float, "sessions_per_user": int, "think_time": float}
+        for key in ("session_length", "input_rate", "join_mode", "room", "sessions_per_user", "think_time"):
             value = getattr(options, f"lt_{key}", None)
             if value not in (None, ""):
-                changes[key] = value
+                changes[key] = converters.get(key, str)(value)
+        for key in ("ca_bundle", "out_dir"):
+            value = getattr(options, f"lt_{key}", None)
+            if value not in (None, ""):
+                changes[key] = str(value)
         if getattr(options, "lt_insecure", False):
             changes["insecure"] = True
         addresses = getattr(options, "lt_source_addresses", None)
         if addresses:
             changes["source_addresses"] = expand_addresses(addresses)
         policy: dict[str, Any] = {}
-        for key in ("kind", "base", "multiplier", "cap", "max_attempts"):
+        converters = {"kind": str, "base": float, "multiplier": float, "cap": float, "max_attempts": int}
+        for key, convert in converters.items():
             value = getattr(options, "lt_reconnect" if key == "kind" else f"lt_reconnect_{key}", None)
-            if value is not None:
-                policy[key] = value
+            if value not in (None, ""):
+                policy[key] = convert(value)
         jitter = getattr(options, "lt_reconnect_jitter", None)
         if jitter:
             low, _, high = str(jitter).partition(",")
@@ -223,10 +246,10 @@ class PlayerSettings:
         if policy:
             changes["reconnect"] = replace(self.reconnect, **policy)
         probes: dict[str, Any] = {}
-        for key in ("replay_rate", "rate_limit_endpoint"):
+        for key, convert in (("replay_rate", float), ("rate_limit_endpoint", str)):
             value = getattr(options, f"lt_{key}", None)
             if value not in (None, ""):
-                probes[key] = value
+                probes[key] = convert(value)
         for key in ("replay_kinds", "cors_origins", "cors_refused_origins"):
             value = getattr(options, f"lt_{key}", None)
             if value:

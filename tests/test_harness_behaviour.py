@@ -147,13 +147,13 @@ def test_malformed_replies_become_recorded_errors_not_crashes(tmp_path: Path) ->
         fake.wait(10)
     assert_clean(result)
     s = result.summary
-    http_errors = s["ws"]["protocol_errors"]
+    http_errors = s["protocol_errors"]["http"]
     assert http_errors.get("/request_token:invalid_json", 0) > 0
     assert http_errors.get("/request_token:wrong_shape", 0) > 0
     assert http_errors.get("/request_token:missing_field", 0) > 0
     assert http_errors.get("/join:missing_field", 0) > 0
     assert http_errors.get("/join:invalid_json", 0) > 0
-    ws_errors = s["tick"]["protocol_errors"]
+    ws_errors = s["protocol_errors"]["ws"]
     assert {"invalid_json", "not_an_object", "bad_tick"} <= ws_errors.keys()
     assert s["ws"]["sessions_opened"] > 0, "players kept going past every bad reply"
     assert s["tick"]["ticks_received"] > 0

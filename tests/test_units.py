@@ -133,6 +133,29 @@ class TestTickMath:
         rates = [percentile(b.hists["tick_rate_centihz"], 50) / 100 for b in buckets.values() if b.hists]
         assert all(abs(r - 60.0) < 0.1 for r in rates)
 
+    def test_a_session_joining_late_in_a_second_is_not_read_as_a_slow_server(self) -> None:
+        c = TickCollector(estimate_offset=False)
+        s = c.open()
+        c.on_tick(s, 1, 100.98, 0, 100.99, 100)  # joined at the end of second 100: one tick
+        c.roll(100, 1)
+        for i in range(2, 62):
+            t = 100.98 + (i - 1) / 60
+            c.on_tick(s, i, t, 0, t + 0.001, int(t))
+        c.roll(101, 1)
+        buckets = merge_records(c.agg.drain("w"))["ticks"]
+        assert "tick_rate_centihz" not in buckets[100].hists
+        assert percentile(buckets[101].hists["tick_rate_centihz"], 0) / 100 == pytest.approx(60, abs=0.1)
+
+    def test_a_stalled_server_reads_as_zero_after_ticking(self) -> None:
+        c = TickCollector(estimate_offset=False)
+        s = c.open()
+        for i in range(1, 61):
+            c.on_tick(s, i, 100 + i / 61, 0, 100 + i / 61, 100)
+        c.roll(100, 1)
+        c.roll(101, 1)  # a whole second without a tick
+        buckets = merge_records(c.agg.drain("w"))["ticks"]
+        assert percentile(buckets[101].hists["tick_rate_centihz"], 50) <= 1
+
     def test_gaps_in_tick_numbers_are_missed_ticks(self) -> None:
         c = TickCollector(estimate_offset=False)
         s = c.open()

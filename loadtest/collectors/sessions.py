@@ -18,7 +18,7 @@ class SessionCollector:
     def connected(self, handshake_ms: float) -> None:
         b = self.agg.bucket()
         b.counts["opened"] += 1
-        b.observe("connect_ms", max(1.0, handshake_ms))
+        b.observe("connect_us", max(1.0, handshake_ms * 1000))
 
     def connect_failed(self, reason: str) -> None:
         self.agg.count(f"connect_failed:{reason}")

@@ -35,6 +35,7 @@ class SessionTicks:
         "last_tick",
         "last_ts",
         "mark",
+        "measured",
         "min_raw_lag",
         "offset",
         "received",
@@ -53,6 +54,7 @@ class SessionTicks:
         self.offset = 0.0
         self.received = 0
         self.mark = 0  # self.received at the last roll
+        self.measured = False  # a full window has been measured: silence now means a stall
         self.w_first_tick = -1
         self.w_first_ts = 0.0
         self.w_last_tick = -1
@@ -91,6 +93,7 @@ class TickCollector:
         bucket = self.agg.bucket(second)
         counts = bucket.counts
         counts["ticks"] += 1
+        counts["messages"] += 1
         raw_lag = now - ts
         if raw_lag < s.min_raw_lag:
             s.min_raw_lag = raw_lag
@@ -131,11 +134,17 @@ class TickCollector:
             if s.last_tick < 0:
                 continue  # not yet ticking: nothing to say about the rate
             arrivals = s.received - s.mark
-            s.mark = s.received
             rate = s.window_rate() if arrivals else 0.0
+            if not s.measured:
+                # A session that joined late in the second has one tick so far: that says
+                # nothing about the server's rate. Wait for a window with two ticks.
+                if rate is None or arrivals == 0:
+                    continue
+                s.measured = True
+            s.mark = s.received
             if rate is None:
-                # A single tick in a whole second while connected: far below nominal; report
-                # what arrived rather than staying silent.
+                # A single tick in a whole second after the session was ticking normally: far
+                # below nominal; report what arrived rather than staying silent.
                 rate = float(arrivals)
             bucket.observe("tick_rate_centihz", rate * 100)
             bucket.observe("arrival_rate_centihz", arrivals * 100)

@@ -1,0 +1,145 @@
+"""Findings: what the numbers mean, in sentences a producer can read.
+
+Each rule looks at one part of the summary and says something only when there is something to say:
+a replayable ticket, a tick rate that sank, players that never came back, a missing rate limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+KIND_WORDS = {
+    "ticket_reuse": "tickets can be replayed",
+    "ticket_race": "one ticket can open several sessions at once (check-then-consume race)",
+    "ticket_expired": "expired tickets are accepted",
+    "ticket_forged": "forged tickets are accepted",
+    "jwt_alg_none": "unsigned tokens (alg: none) are accepted",
+    "jwt_bad_signature": "tokens with a bad signature are accepted",
+    "jwt_expired": "expired tokens are accepted",
+    "jwt_wrong_audience": "tokens for another audience are accepted",
+}
+
+
+def _replay(s: dict[str, Any]) -> list[str]:
+    out = []
+    for kind, v in s.get("replay", {}).get("by_kind", {}).items():
+        if v.get("accepted"):
+            words = KIND_WORDS.get(kind, kind)
+            out.append(f"{words[0].upper()}{words[1:]}: {v['accepted']} of {v['attempts']} attempts accepted.")
+    return out
+
+
+def _ticks(s: dict[str, Any]) -> list[str]:
+    tick = s.get("tick", {})
+    out = []
+    onset = tick.get("degradation")
+    if onset:
+        when = datetime.fromtimestamp(onset["onset_second"], UTC).strftime("%H:%M:%S UTC")
+        out.append(
+            f"Tick rate fell below {tick['threshold_hz']:g} Hz at {onset['players']} players "
+            f"(p5 {onset['p5_hz']:.1f} Hz from {when}, nominal {tick['nominal_hz']:g} Hz)."
+        )
+    if tick.get("missed_ticks"):
+        out.append(f"{tick['missed_ticks']} ticks never arrived (gaps in the server's tick numbers).")
+    return out
+
+
+def _reconnect(s: dict[str, Any]) -> list[str]:
+    rc = s.get("reconnect", {})
+    out = []
+    dropped, recovered = rc.get("dropped", 0), rc.get("recovered", 0)
+    if dropped and recovered < dropped:
+        out.append(f"{dropped - recovered} of {dropped} dropped players did not get back into a game.")
+    if rc.get("gave_up"):
+        out.append(f"{rc['gave_up']} players gave up reconnecting after their last attempt.")
+    if dropped and recovered == dropped and rc.get("recovery_p95_s") is not None:
+        out.append(
+            f"All {dropped} dropped players recovered (p95 {rc['recovery_p95_s']:.1f} s, "
+            f"max {rc['recovery_max_s']:.1f} s)."
+        )
+    if rc.get("storms_failed"):
+        out.append(f"{rc['storms_failed']} scheduled storm(s) could not be set off (see the run log).")
+    return out
+
+
+def _rate_limits(s: dict[str, Any]) -> list[str]:
+    rl = s.get("rate_limit", {})
+    out = []
+    probe = rl.get("probe")
+    if probe is not None:
+        if probe["enforced"]:
+            out.append(
+                f"{probe['endpoint']} is rate limited from about {probe['estimated_limit_per_s']:g} requests/s "
+                f"per address (429s began at an offered {probe['limited_from_rate']:g}/s)."
+            )
+        else:
+            top = max(step["offered_rate"] for step in probe["steps"])
+            out.append(f"{probe['endpoint']} is not rate limited: every request up to {top:g}/s was accepted.")
+    met = rl.get("responses_429", {})
+    if met:
+        total = sum(met.values())
+        where = ", ".join(f"{k} {v}" for k, v in met.items())
+        out.append(f"Players met {total} rate-limit responses (429) during the run ({where}).")
+    if rl.get("retry_after_not_honoured"):
+        out.append(f"Retry-After was not honoured {rl['retry_after_not_honoured']} times.")
+    missing = rl.get("without_retry_after", {})
+    if missing:
+        out.append(f"{sum(missing.values())} rate-limit responses carried no Retry-After header.")
+    return out
+
+
+def _sessions(s: dict[str, Any]) -> list[str]:
+    ws = s.get("ws", {})
+    out = []
+    storms = s.get("reconnect", {}).get("storms", 0)
+    if ws.get("unexpected_disconnects") and not storms:
+        out.append(f"{ws['unexpected_disconnects']} sessions were lost without any storm being scheduled.")
+    failed = ws.get("connect_failed", {})
+    if failed:
+        out.append("WebSocket connects failed: " + ", ".join(f"{k} x{v}" for k, v in failed.items()) + ".")
+    errors = s.get("protocol_errors", {})
+    count = sum(errors.get("http", {}).values()) + sum(errors.get("ws", {}).values())
+    if count:
+        out.append(f"{count} replies or messages broke the protocol (see protocol_errors).")
+    return out
+
+
+def _cors(s: dict[str, Any]) -> list[str]:
+    cors = s.get("cors") or {}
+    return [
+        f"CORS: {f['finding'].replace('_', ' ')} for {f['origin']} on {f['path']}." for f in cors.get("findings", [])
+    ]
+
+
+def _generator(s: dict[str, Any]) -> list[str]:
+    gen = s.get("generator", {})
+    if gen.get("seconds_saturated"):
+        return [
+            f"The load generator was saturated for {gen['seconds_saturated']} s; those seconds are not "
+            "counted as server degradation. Add workers for trustworthy numbers."
+        ]
+    return []
+
+
+def _tls(s: dict[str, Any]) -> list[str]:
+    if s.get("run", {}).get("tls_verification") == "off (insecure)":
+        return ["TLS certificates were not verified (insecure): this run says nothing about TLS."]
+    return []
+
+
+RULES: list[Callable[[dict[str, Any]], list[str]]] = [
+    _replay,
+    _ticks,
+    _reconnect,
+    _rate_limits,
+    _sessions,
+    _cors,
+    _generator,
+    _tls,
+]
+
+
+def findings(summary: dict[str, Any]) -> list[str]:
+    return [sentence for rule in RULES for sentence in rule(summary)]

@@ -1,0 +1,158 @@
+"""Gates: declarative pass/fail thresholds over the summary, as CI wants them.
+
+``"tick.p5_hz >= 54"``, ``"replay.accepted == 0"``, ``"http./join.p95_ms < 250"``,
+``"rate_limit.enforced == true"``. The grammar is one comparison: ``METRIC OP VALUE``, where METRIC
+is a dotted path into the summary, OP one of ``< <= > >= == !=`` and VALUE a number, ``true``,
+``false`` or ``null``. It is parsed by a tokenizer, never ``eval``'d: scenario files arrive in pull
+requests. A gate naming a metric that does not exist fails, and says which names are close.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+}
+_TOKEN = re.compile(
+    r"\s*(?:(?P<op><=|>=|==|!=|<|>)|(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w./:-])"
+    r"|(?P<word>[A-Za-z_/][\w./:-]*))"
+)
+_LITERALS = {"true": True, "false": False, "null": None}
+
+
+class GateSyntaxError(ValueError):
+    """A gate expression that is not ``METRIC OP VALUE``; the message shows where it went wrong."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    expression: str
+    metric: str
+    op: str
+    value: float | bool | None
+    over: float | None = None  # sliding window, seconds
+    abort_on_fail: bool = False
+    delay: float = 0.0  # seconds into the run before abort_on_fail may act
+
+    @property
+    def name(self) -> str:
+        return self.expression if self.over is None else f"{self.expression} over {self.over:g}s"
+
+    def holds(self, actual: Any) -> bool:
+        if actual is None or self.value is None:
+            return OPERATORS[self.op](actual, self.value) if self.op in ("==", "!=") else False
+        if isinstance(self.value, bool) != isinstance(actual, bool):
+            return False
+        if isinstance(actual, float) and math.isnan(actual):
+            return False
+        try:
+            return bool(OPERATORS[self.op](actual, self.value))
+        except TypeError:
+            return False
+
+    def worse(self, a: Any, b: Any) -> Any:
+        """Of two window values, the one that is further from passing (for "worst window")."""
+        if a is None:
+            return a
+        if b is None:
+            return b
+        if not self.holds(a):
+            return a
+        if not self.holds(b):
+            return b
+        if self.op in (">", ">="):
+            return min(a, b)
+        if self.op in ("<", "<="):
+            return max(a, b)
+        return a
+
+
+def parse(expression: str, **options: Any) -> Gate:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = expression.strip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise GateSyntaxError(f"gate {expression!r}: cannot read {text[pos:]!r} (position {pos + 1})")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+    shape = [kind for kind, _ in tokens]
+    if shape != ["word", "op", "number"] and shape != ["word", "op", "word"]:
+        raise GateSyntaxError(
+            f"gate {expression!r}: expected METRIC OP VALUE, e.g. 'tick.p5_hz >= 54' "
+            f"(OP one of {' '.join(OPERATORS)}; VALUE a number, true, false or null)"
+        )
+    (_, metric), (_, op), (kind, raw) = tokens
+    if kind == "word":
+        if raw not in _LITERALS:
+            raise GateSyntaxError(f"gate {expression!r}: {raw!r} is not a value (a number, true, false or null)")
+        value: float | bool | None = _LITERALS[raw]
+    else:
+        value = float(raw)
+    return Gate(expression.strip(), metric, op, value, **options)
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every scalar of the summary under its dotted path (``http./join.p95_ms``)."""
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        elif isinstance(value, bool | int | float | str) or value is None:
+            out[path] = value
+    return out
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    value: Any
+    passed: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.gate.name,
+            "expression": self.gate.expression,
+            "metric": self.gate.metric,
+            "over": self.gate.over,
+            "value": self.value,
+            "passed": self.passed,
+            "message": self.message,
+        }
+
+
+def evaluate(gate: Gate, metrics: dict[str, Any], windows: Iterable[dict[str, Any]] = ()) -> GateResult:
+    """Judge one gate on the whole run's metrics, or on its worst window when it has ``over``."""
+    if gate.metric not in metrics:
+        close = difflib.get_close_matches(gate.metric, list(metrics), n=5, cutoff=0.5)
+        hint = f"; close names: {', '.join(close)}" if close else ""
+        return GateResult(gate, None, False, f"no metric named {gate.metric!r}{hint}")
+    value = metrics[gate.metric]
+    if gate.over is not None:
+        values = [w.get(gate.metric) for w in windows]
+        values = [v for v in values if v is not None] or [value]
+        value = values[0]
+        for other in values[1:]:
+            value = gate.worse(value, other)
+    if value is None:
+        return GateResult(gate, None, False, f"{gate.metric} has no data in this run")
+    passed = gate.holds(value)
+    shown = f"{value:g}" if isinstance(value, float) else str(value).lower()
+    verdict = "passed" if passed else "FAILED"
+    where = f" (worst {gate.over:g}s window)" if gate.over is not None else ""
+    return GateResult(gate, value, passed, f"{gate.metric} = {shown}{where}: {verdict}")

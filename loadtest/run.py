@@ -1,0 +1,295 @@
+"""``loadtest run``: one scenario, start to verdict.
+
+It starts the embedded reference backend (unless the scenario or ``--target`` names one), runs Locust
+as a child process in its own session (so a terminal's Ctrl-C reaches only this process, which
+then stops Locust gracefully), prints progress from the run log as it grows, evaluates
+``abort_on_fail`` gates while running, and at the end writes ``summary.json``, ``report.html``,
+``data/*.csv`` and ``junit.xml``. Exit codes: 0 every gate passed; 1 a gate failed; 2 usage or
+scenario error; 3 the run could not be carried out (or was interrupted).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from loadtest import analysis
+from loadtest.aggregates import Bucket
+from loadtest.backend.process import BackendProcess, BackendStartError
+from loadtest.findings import findings
+from loadtest.gates import GateResult, evaluate, flatten
+from loadtest.junit import write_junit
+from loadtest.live import LiveLog
+from loadtest.scenario import Scenario
+from loadtest.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_CARRIED_OUT = 0, 1, 2, 3
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+#: asyncio reads into 256 KiB buffers; with glibc's defaults every read maps and unmaps memory
+#: (measured: 36% system CPU in the generator). These thresholds keep the buffers.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "16777216"}
+PROGRESS_EVERY = 2.0
+ABORT_CHECK_EVERY = 5.0
+STOP_GRACE = 60.0
+
+
+class RunAborted(Exception):
+    pass
+
+
+def default_out_dir(scenario: Scenario) -> Path:
+    return Path("reports") / f"{scenario.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _reachable(url: str, timeout: float = 5.0) -> str | None:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{parts.hostname}:{port}: {exc.strerror or exc}"
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM set a flag; the run loop stops Locust gracefully and still writes the report."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupt:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.hit:
+            _say("  (stopping; the report is being written - press Ctrl-C again only if it hangs)")
+        self.hit = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int] | None = None) -> int:
+    out_dir = Path(out_dir or default_out_dir(scenario))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _say(f"loadtest: scenario {scenario.name!r} ({scenario.path})")
+    env = {**os.environ, **MALLOC_ENV}
+    backend: BackendProcess | None = None
+    target = scenario.target
+    if target is None:
+        jwt_secret = secrets.token_urlsafe(32)
+        backend = BackendProcess(defects=scenario.defects, args=(*scenario.backend_args, f"--jwt-secret={jwt_secret}"))
+        try:
+            backend.start()
+        except BackendStartError as exc:
+            _say(f"loadtest: the embedded reference backend did not start: {exc}")
+            return EXIT_NOT_CARRIED_OUT
+        target = backend.url
+        env[ADMIN_TOKEN_ENV] = backend.admin_token
+        env[JWT_SECRET_ENV] = jwt_secret
+        defects = ", ".join(scenario.defects) or "none"
+        _say(f"  target: embedded reference backend at {target} (defects: {defects})")
+    else:
+        problem = _reachable(target)
+        if problem:
+            _say(f"loadtest: target unreachable: {problem}")
+            return EXIT_NOT_CARRIED_OUT
+        _say(f"  target: {target}")
+    try:
+        return _run_locust(scenario, target, out_dir, env, web)
+    finally:
+        if backend is not None:
+            backend.stop()
+
+
+def _run_locust(
+    scenario: Scenario, target: str, out_dir: Path, env: dict[str, str], web: tuple[str, int] | None
+) -> int:
+    stages = tuple((s.duration, s.users, s.spawn_rate) for s in scenario.stages)
+    duration = sum(s.duration for s in scenario.stages) if scenario.stages else scenario.duration
+    settings = replace(scenario.settings, out_dir=str(out_dir), stages=stages)
+    settings_path = out_dir / "settings.json"
+    settings_path.write_text(settings.to_json(), encoding="utf-8")
+    env[SETTINGS_ENV] = str(settings_path)
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", target,
+        "-u", str(scenario.users), "-r", f"{scenario.spawn_rate:g}", "-t", f"{round(duration)}s",
+        "--loglevel", "INFO", "--only-summary",
+    ]  # fmt: skip
+    if web is None:
+        cmd.append("--headless")
+    else:
+        cmd += ["--web-host", web[0], "--web-port", str(web[1]), "--autostart", "--autoquit", "5"]
+    if scenario.workers > 1:
+        cmd += ["--processes", str(scenario.workers)]
+    users = f"{scenario.users} users" if not stages else f"{len(stages)} stages up to {max(s[1] for s in stages)} users"
+    _say(f"  load: {users}, {duration:g} s, {scenario.workers} worker process(es); output: {out_dir}")
+    live = LiveLog(out_dir)
+    started = time.monotonic()
+    aborted: str | None = None
+    with open(out_dir / "locust.log", "w", encoding="utf-8") as log, _Interrupt() as interrupt:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)  # noqa: S603
+        deadline = started + duration + 120
+        next_progress = started + PROGRESS_EVERY
+        next_abort_check = started + ABORT_CHECK_EVERY
+        stopping = False
+        while proc.poll() is None:
+            time.sleep(0.2)
+            now = time.monotonic()
+            if (interrupt.hit or aborted) and not stopping:
+                stopping = True
+                proc.send_signal(signal.SIGTERM)  # Locust stops its users and writes its data
+                deadline = now + STOP_GRACE
+            if now > deadline:
+                _say("loadtest: Locust did not stop in time; killing it")
+                proc.kill()
+                break
+            if now >= next_progress:
+                next_progress = now + PROGRESS_EVERY
+                live.poll()
+                _say(f"  [{now - started:5.0f}s/{duration:g}s] {live.status()}")
+            if now >= next_abort_check and not stopping:
+                next_abort_check = now + ABORT_CHECK_EVERY
+                aborted = _abort_reason(scenario, out_dir, now - started)
+                if aborted:
+                    _say(f"loadtest: aborting - {aborted}")
+        proc.wait(timeout=30)
+    incomplete = interrupt.hit or aborted is not None or proc.returncode not in (0, 1)
+    if interrupt.hit:
+        _say("loadtest: interrupted - writing what was gathered (the report is marked incomplete)")
+    summary, results = finish(out_dir, scenario, incomplete=incomplete, aborted=aborted)
+    print_summary(summary, results, out_dir)
+    if proc.returncode not in (0, 1) and not interrupt.hit and aborted is None:
+        _say(f"loadtest: Locust exited with code {proc.returncode}; see {out_dir / 'locust.log'}")
+        return EXIT_NOT_CARRIED_OUT
+    if interrupt.hit:
+        return EXIT_NOT_CARRIED_OUT
+    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+
+
+def _abort_reason(scenario: Scenario, out_dir: Path, elapsed: float) -> str | None:
+    gates = [g for g in scenario.gates if g.abort_on_fail and elapsed >= g.delay]
+    if not gates:
+        return None
+    summary = analysis.summarise(out_dir)
+    metrics = flatten(summary)
+    for gate in gates:
+        windows = _windows(out_dir, gate.over) if gate.over else ()
+        result = evaluate(gate, metrics, windows)
+        if not result.passed and result.value is not None:
+            return f"gate {gate.name!r} failed during the run ({result.message})"
+    return None
+
+
+def _windows(out_dir: Path, over: float | None) -> list[dict[str, Any]]:
+    """Flattened summaries of every ``over``-second window (stepping a fifth of a window)."""
+    if not over:
+        return []
+    data = analysis.load(out_dir)
+    seconds = sorted({s for per in data.values() for s in per})
+    if not seconds:
+        return []
+    width = max(1, round(over))
+    step = max(1, width // 5)
+    windows = []
+    for start in range(seconds[0], max(seconds[0], seconds[-1] - width + 1) + 1, step):
+        window = {name: {s: b for s, b in per.items() if start <= s < start + width} for name, per in data.items()}
+        windows.append(flatten(analysis.summarise_data(window, out_dir)))
+    return windows
+
+
+def finish(
+    out_dir: Path, scenario: Scenario, *, incomplete: bool, aborted: str | None = None
+) -> tuple[dict[str, Any], list[GateResult]]:
+    """Summary, gates, findings, report and JUnit from the run folder alone (also for ``loadtest report``)."""
+    summary = analysis.summarise(out_dir)
+    summary["scenario"] = {
+        "name": scenario.name,
+        "description": scenario.description,
+        "file": scenario.path,
+        "users": scenario.users,
+        "duration_s": scenario.duration,
+        "workers": scenario.workers,
+        "defects": list(scenario.defects),
+    }
+    metrics = flatten(summary)
+    window_cache: dict[float, list[dict[str, Any]]] = {}
+    results = []
+    for gate in scenario.gates:
+        windows: list[dict[str, Any]] = []
+        if gate.over:
+            windows = window_cache.setdefault(gate.over, _windows(out_dir, gate.over))
+        results.append(evaluate(gate, metrics, windows))
+    summary["gates"] = [r.to_json() for r in results]
+    summary["findings"] = findings(summary)
+    summary["incomplete"] = incomplete
+    summary["aborted"] = aborted
+    summary["passed"] = all(r.passed for r in results) and not incomplete
+    analysis.write_json(out_dir / "summary.json", summary)
+    write_junit(out_dir / "junit.xml", scenario.name, results, incomplete=incomplete)
+    try:
+        from loadtest.report import build_report
+
+        build_report(out_dir, summary)
+    except ImportError:  # the report module is optional until it lands
+        pass
+    return summary, results
+
+
+def print_summary(summary: dict[str, Any], results: list[GateResult], out_dir: Path) -> None:
+    tick, ws, rc, rp = summary["tick"], summary["ws"], summary["reconnect"], summary["replay"]
+    _say("")
+    _say("=" * 78)
+    verdict = "PASSED" if summary["passed"] else "FAILED"
+    if summary.get("incomplete"):
+        verdict += " (incomplete run)"
+    _say(f"{summary['scenario']['name']}: {verdict}")
+    _say("-" * 78)
+
+    def fmt(value: Any, unit: str = "") -> str:
+        return "-" if value is None else f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+    _say(
+        f"players peak {tick['peak_players']}  sessions {ws['sessions_opened']}  unexpected drops "
+        f"{ws['unexpected_disconnects']}  tick p50/p5/min {fmt(tick['p50_hz'])}/{fmt(tick['p5_hz'])}/"
+        f"{fmt(tick['min_hz'])} Hz"
+    )
+    _say(
+        f"429s met {sum(summary['rate_limit']['responses_429'].values())}  replays accepted "
+        f"{rp['accepted']}/{rp['attempts']}  recovered {rc['recovered']}/{rc['dropped']}  generator "
+        f"{summary['generator']['verdict']}"
+    )
+    if results:
+        _say("-" * 78)
+        width = max(len(r.gate.name) for r in results)
+        for r in results:
+            _say(f"  {'PASS' if r.passed else 'FAIL'}  {r.gate.name:<{width}}  {r.message}")
+    if summary["findings"]:
+        _say("-" * 78)
+        for sentence in summary["findings"]:
+            _say(f"  * {sentence}")
+    _say("-" * 78)
+    report = out_dir / "report.html"
+    _say(f"report: {report if report.exists() else '(not built)'}   summary: {out_dir / 'summary.json'}")
+    _say("=" * 78)
+
+
+__all__ = ["Bucket", "finish", "run"]
