@@ -102,6 +102,8 @@ def summarise_data(
     gtotal = _total(gen)
     cpu_hist = gtotal.hists.get("cpu_x100_count")
     out["generator"] = {
+        # Each generating process adds one sample per second: the most in any second is their number.
+        "workers": int(max((b.counts.get("seconds", 0) for b in gen.values()), default=0)),
         "cpu_max_pct": None if cpu_hist is None else round(cpu_hist.get_max_value() / 100, 1),
         "loop_lag_p99_ms": _ms(gtotal.hists.get("loop_lag_us"), 99),
         "seconds_saturated": len(saturated),
@@ -144,6 +146,7 @@ def summarise_data(
         "connect_p50_ms": _ms(st.hists.get("connect_us"), 50),
         "connect_p95_ms": _ms(st.hists.get("connect_us"), 95),
         "connect_failed": _prefixed(st.counts, "connect_failed:"),
+        "connect_failed_total": sum(_prefixed(st.counts, "connect_failed:").values()),
         "ended": _prefixed(st.counts, "ended:"),
         "unexpected_disconnects": int(st.counts.get("unexpected", 0)),
         "messages": int(ttotal.counts.get("messages", 0)),
@@ -152,6 +155,9 @@ def summarise_data(
         "http": _prefixed(st.counts, "protocol_error:"),
         "ws": _prefixed(ttotal.counts, "protocol_error:"),
     }
+    out["protocol_errors"]["total"] = sum(out["protocol_errors"]["http"].values()) + sum(
+        out["protocol_errors"]["ws"].values()
+    )
 
     rl_seconds = data.get(ratelimit.NAME, {})
     rl = _total(rl_seconds)
@@ -159,6 +165,7 @@ def summarise_data(
     not_honoured = sum(_prefixed(rl.counts, "not_honoured:").values())
     out["rate_limit"] = {
         "responses_429": _prefixed(rl.counts, "429:"),
+        "responses_429_total": sum(_prefixed(rl.counts, "429:").values()),
         "without_retry_after": _prefixed(rl.counts, "no_retry_after:"),
         "retry_after_p50_s": _ms(rl.hists.get("retry_after_ms"), 50),
         "retry_after_honoured": honoured,

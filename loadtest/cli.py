@@ -225,6 +225,13 @@ def _run_run(args: argparse.Namespace) -> int:
         print(f"loadtest run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out) if args.out else default_out_dir(scenario)
+    if (out / "data" / "aggregates.jsonl").exists():
+        print(f"loadtest run: {out} already holds a run; choose another --out", file=sys.stderr)
+        return EXIT_USAGE
+    if scenario.stages and args.duration is not None:
+        print("loadtest run: note: the scenario has load stages; their durations decide its length, not --duration")
+    if scenario.target and (scenario.defects or scenario.backend_args):
+        print("loadtest run: note: defects and [target.backend] apply to the embedded backend only; ignored")
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, out / "scenario.toml")
     (out / "overrides.json").write_text(json.dumps(overrides), encoding="utf-8")

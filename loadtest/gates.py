@@ -29,6 +29,10 @@ _TOKEN = re.compile(
     r"|(?P<word>[A-Za-z_/][\w./:-]*))"
 )
 _LITERALS = {"true": True, "false": False, "null": None}
+_FORM = (
+    f"expected METRIC OP VALUE, e.g. 'tick.p5_hz >= 54' (OP one of {' '.join(OPERATORS)}; "
+    "VALUE a number, true, false or null)"
+)
 
 
 class GateSyntaxError(ValueError):
@@ -85,16 +89,13 @@ def parse(expression: str, **options: Any) -> Gate:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise GateSyntaxError(f"gate {expression!r}: cannot read {text[pos:]!r} (position {pos + 1})")
+            raise GateSyntaxError(f"gate {expression!r}: cannot read {text[pos:]!r} (position {pos + 1}); {_FORM}")
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind)))
         pos = match.end()
     shape = [kind for kind, _ in tokens]
     if shape != ["word", "op", "number"] and shape != ["word", "op", "word"]:
-        raise GateSyntaxError(
-            f"gate {expression!r}: expected METRIC OP VALUE, e.g. 'tick.p5_hz >= 54' "
-            f"(OP one of {' '.join(OPERATORS)}; VALUE a number, true, false or null)"
-        )
+        raise GateSyntaxError(f"gate {expression!r}: {_FORM}")
     (_, metric), (_, op), (kind, raw) = tokens
     if kind == "word":
         if raw not in _LITERALS:
@@ -138,6 +139,11 @@ class GateResult:
 
 def evaluate(gate: Gate, metrics: dict[str, Any], windows: Iterable[dict[str, Any]] = ()) -> GateResult:
     """Judge one gate on the whole run's metrics, or on its worst window when it has ``over``."""
+    if gate.metric not in metrics and any(k.startswith(gate.metric + ".") for k in metrics):
+        # A section that exists (tick.degradation once an onset was found): not null, not a number.
+        passed = gate.op == "!=" and gate.value is None
+        verdict = "passed" if passed else "FAILED"
+        return GateResult(gate, "present", passed, f"{gate.metric} is present (an object): {verdict}")
     if gate.metric not in metrics:
         close = difflib.get_close_matches(gate.metric, list(metrics), n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(close)}" if close else ""
@@ -149,10 +155,10 @@ def evaluate(gate: Gate, metrics: dict[str, Any], windows: Iterable[dict[str, An
         value = values[0]
         for other in values[1:]:
             value = gate.worse(value, other)
-    if value is None:
+    if value is None and gate.value is not None:
         return GateResult(gate, None, False, f"{gate.metric} has no data in this run")
     passed = gate.holds(value)
-    shown = f"{value:g}" if isinstance(value, float) else str(value).lower()
+    shown = f"{value:g}" if isinstance(value, float) else "null" if value is None else str(value).lower()
     verdict = "passed" if passed else "FAILED"
     where = f" (worst {gate.over:g}s window)" if gate.over is not None else ""
     return GateResult(gate, value, passed, f"{gate.metric} = {shown}{where}: {verdict}")

@@ -113,8 +113,16 @@ class Harness:
         return self._settings
 
     def next_user_index(self) -> int:
+        """A player number unique across the worker processes of one machine, so a source-address
+        pool is spread over all of them rather than reused from 0 in every process."""
+        local = self._user_index
         self._user_index += 1
-        return self._user_index - 1
+        runner = self.environment.runner
+        worker = getattr(runner, "worker_index", -1)
+        processes = getattr(self.environment.parsed_options, "processes", None) or 0
+        if self.role == "worker" and worker >= 0 and processes > 1:
+            return local * processes + worker
+        return local
 
     @property
     def protocol(self) -> Protocol:

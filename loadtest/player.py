@@ -177,28 +177,19 @@ class GamePlayer(HttpUser):
         handle = self.harness.engine.open(spec)
         self.handle = handle
         outcome = handle.connected.get()
-        fire = self.environment.events.request.fire
-        if outcome.ok:
-            self.harness.sessions.connected(outcome.handshake_ms)
-            fire(
-                request_type="WS",
-                name="connect",
-                response_time=outcome.handshake_ms,
-                response_length=0,
-                exception=None,
-                context={},
-            )
-            return _Attempt(handle)
-        self.handle = None
-        self.harness.sessions.connect_failed(outcome.reason)
-        fire(
+        self.environment.events.request.fire(
             request_type="WS",
             name="connect",
             response_time=outcome.handshake_ms,
             response_length=0,
-            exception=ConnectionError(outcome.reason),
+            exception=None if outcome.ok else ConnectionError(outcome.reason),
             context={},
         )
+        if outcome.ok:
+            self.harness.sessions.connected(outcome.handshake_ms)
+            return _Attempt(handle)
+        self.handle = None
+        self.harness.sessions.connect_failed(outcome.reason)
         return _Attempt(reason=outcome.reason)
 
     def hold(self, handle: SessionHandle, leave_at: float) -> SessionEnd | None:

@@ -387,6 +387,20 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
         )
     except (SettingsError, PolicyError) as exc:
         raise ScenarioError(path, "", str(exc)) from None
+    if stages:
+        # A staged scenario's length and size are its stages' (scenario.duration and load.users
+        # would otherwise describe a run that does not happen).
+        duration = sum(stage.duration for stage in stages)
+        users = max(stage.users for stage in stages)
+    if target and settings.source_addresses:
+        host = re.sub(r"^https?://(\[[^]]*\]|[^/:]*).*$", r"\1", target)
+        if host != "localhost" and not host.startswith(("127.", "[::1]")):
+            raise ScenarioError(
+                path,
+                "player.source_addresses",
+                f"loopback source addresses cannot reach {host}; remove them for a remote target "
+                "(--set 'player.source_addresses=[]')",
+            )
     return Scenario(
         path=path,
         name=name,

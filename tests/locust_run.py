@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
@@ -66,20 +67,10 @@ def locust_command(
 
 
 def run_locust(
-    host: str,
-    out_dir: Path,
-    *,
-    users: int,
-    spawn_rate: float,
-    run_time: str,
-    locustfile: Path = LOCUSTFILE,
-    extra: tuple[str, ...] = (),
-    timeout: float = 180,
-    env: dict[str, str] | None = None,
+    host: str, out_dir: Path, *, timeout: float = 180, env: dict[str, str] | None = None, **kwargs: Any
 ) -> LocustResult:
-    cmd = locust_command(
-        host, out_dir, users=users, spawn_rate=spawn_rate, run_time=run_time, locustfile=locustfile, extra=extra
-    )
+    """Run Locust to completion; ``kwargs`` are :func:`locust_command`'s."""
+    cmd = locust_command(host, out_dir, **kwargs)
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}
     )

@@ -126,6 +126,8 @@ def test_two_workers_aggregate_to_the_same_counts_as_one_process(tmp_path: Path)
     workers = {line.split('"w":"')[1].split('"')[0] for line in (tmp_path / "two/data/aggregates.jsonl").open()}
     assert len(workers - {"master"}) == 2, "the players' data came from two worker processes"
     assert double.summary["tick"]["ticks_received"] > 0
+    assert single.summary["generator"]["workers"] == 1
+    assert double.summary["generator"]["workers"] == 2
 
 
 def test_malformed_replies_become_recorded_errors_not_crashes(tmp_path: Path) -> None:

@@ -1,0 +1,224 @@
+"""`loadtest run` end to end: real scenario files, the embedded backend, real Locust, every artifact."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.locust_run import ROOT
+
+LOADTEST = [sys.executable, "-m", "loadtest"]
+
+
+def loadtest(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LOADTEST, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def summary_of(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    done = loadtest("run", "smoke", "--out", str(out))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "smoke: PASSED" in done.stdout
+    assert "[" in done.stdout and "players" in done.stdout, "progress lines while it ran"
+    summary = summary_of(out)
+    assert summary["schema_version"] == 1
+    assert summary["passed"] is True and summary["incomplete"] is False
+    assert summary["gates"] and all(g["passed"] for g in summary["gates"])
+    assert summary["ws"]["sessions_opened"] >= 20
+    assert summary["replay"]["attempts"] > 0 and summary["replay"]["accepted"] == 0
+    assert summary["cors"]["findings"] == []
+    suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert int(suite.get("tests")) == len(summary["gates"]) and suite.get("failures") == "0"
+    html = (out / "report.html").read_text()
+    assert "PASSED" in html and "tick.p5_hz" in html
+    for name in ("aggregates.jsonl", "target_metrics.jsonl", "ticks.csv", "http.csv"):
+        assert (out / "data" / name).exists(), name
+    # Secrets never reach the run folder.
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".html", ".xml", ".log", ".csv", ".toml"):
+            text = path.read_text(errors="replace")
+            assert "LOADTEST_ADMIN_TOKEN" not in text and "jwt_secret" not in text.lower()
+
+
+FAST_REPLAY = ("--users", "2", "--duration", "14s", "--set", "probes.replay_rate=2")
+
+
+@pytest.mark.parametrize(
+    ("defect", "kind", "words"),
+    [
+        ("ticket-replay", "ticket_reuse", "Tickets can be replayed"),
+        ("ticket-race", "ticket_race", "One ticket can open several sessions"),
+        ("ticket-no-expiry", "ticket_expired", "Expired tickets are accepted"),
+        ("jwt-alg-none", "jwt_alg_none", "Unsigned tokens (alg: none) are accepted"),
+        ("jwt-expired-ok", "jwt_expired", "Expired tokens are accepted"),
+    ],
+)
+def test_replay_attack_fails_with_the_right_finding_under_each_defect(
+    defect: str, kind: str, words: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    done = loadtest(
+        "run",
+        "replay-attack",
+        "--defect",
+        defect,
+        "--out",
+        str(out),
+        *FAST_REPLAY,
+        "--set",
+        f'probes.replay_kinds=["{kind}"]',
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    summary = summary_of(out)
+    assert any(words in f for f in summary["findings"]), summary["findings"]
+    gate = next(g for g in summary["gates"] if g["expression"] == "replay.accepted == 0")
+    assert gate["passed"] is False
+    verdicts = summary["replay"]["by_kind"][kind]
+    assert verdicts["attempts"] >= 10
+    if kind == "ticket_race":
+        # Timing decides a race; the probe must still find it in at least 9 of 10 tries.
+        assert verdicts["accepted"] >= 0.9 * verdicts["attempts"], verdicts
+    else:
+        assert verdicts["accepted"] == verdicts["attempts"], verdicts
+
+
+def test_replay_attack_passes_on_a_correct_backend(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = loadtest(
+        "run", "replay-attack", "--out", str(out), "--users", "4", "--duration", "16s", "--set", "probes.replay_rate=4"
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    replay = summary_of(out)["replay"]
+    assert len(replay["by_kind"]) == 8 and replay["accepted"] == 0
+
+
+FAST_PROBE = (
+    "--duration",
+    "10s",
+    "--set",
+    "probes.rate_limit_steps=[5, 20, 40]",
+    "--set",
+    "probes.rate_limit_step_seconds=2",
+)
+
+
+@pytest.mark.parametrize("defect", [None, "no-rate-limit"])
+def test_rate_limit_probe_scenario_verdict_follows_the_defect(defect: str | None, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = loadtest(
+        "run", "rate-limit-probe", "--out", str(out), *FAST_PROBE, *(("--defect", defect) if defect else ())
+    )
+    summary = summary_of(out)
+    if defect:
+        assert done.returncode == 1, done.stdout[-3000:]
+        assert any("is not rate limited" in f for f in summary["findings"]), summary["findings"]
+    else:
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert any("is rate limited from about" in f for f in summary["findings"]), summary["findings"]
+
+
+FAST_RAMP = ("--set", "load.stages=[{duration=3, users=32, spawn_rate=16}, {duration=12, users=64, spawn_rate=16}]")
+
+
+@pytest.mark.parametrize("defect", [None, "slow-tick"])
+def test_tick_degradation_scenario_reports_the_onset_only_under_slow_tick(defect: str | None, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = loadtest("run", "tick-degradation", "--out", str(out), *FAST_RAMP, *(("--defect", defect) if defect else ()))
+    summary = summary_of(out)
+    onset = [f for f in summary["findings"] if f.startswith("Tick rate fell below")]
+    if defect:
+        assert done.returncode == 1, done.stdout[-3000:]
+        assert onset and summary["tick"]["degradation"]["players"] > 0
+    else:
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert not onset
+
+
+def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebuilds_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*LOADTEST, "run", "smoke", "--duration", "60s", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        seen = ""
+        while time.monotonic() < deadline and "players" not in seen:
+            seen += proc.stdout.readline()
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 3, output[-3000:]
+    assert "interrupted" in output
+    summary = summary_of(out)
+    assert summary["incomplete"] is True and summary["passed"] is False
+    assert summary["ws"]["sessions_opened"] > 0, "what was gathered before the interrupt is kept"
+    assert "INCOMPLETE" in (out / "report.html").read_text()
+    assert ET.parse(out / "junit.xml").getroot().find("testsuite").get("errors") == "1"
+
+    # `loadtest report` rebuilds everything from the saved data alone.
+    gates = [g["value"] for g in summary["gates"]]
+    for name in ("summary.json", "report.html", "junit.xml"):
+        (out / name).unlink()
+    rebuilt = loadtest("report", str(out), timeout=60)
+    assert rebuilt.returncode == 1, rebuilt.stdout + rebuilt.stderr  # incomplete: never "passed"
+    again = summary_of(out)
+    assert again["incomplete"] is True
+    assert [g["value"] for g in again["gates"]] == gates
+    assert (out / "report.html").exists() and (out / "junit.xml").exists()
+
+
+def test_usage_errors_exit_2_and_an_unreachable_target_exits_3(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nduration = "5s"\n[load]\nusers = "many"\n')
+    done = loadtest("run", str(bad))
+    assert done.returncode == 2
+    assert f"{bad}: load.users" in done.stderr and "Traceback" not in done.stderr
+    done = loadtest("run", "no-such-scenario")
+    assert done.returncode == 2 and "bundled scenarios: " in done.stderr
+    done = loadtest("run", "smoke", "--target", "http://127.0.0.1:9", "--out", str(tmp_path / "x"))
+    assert done.returncode == 3 and "unreachable" in done.stdout
+    done = loadtest("report", str(tmp_path / "nothing-here"))
+    assert done.returncode == 2
+
+
+def test_abort_on_fail_stops_a_failing_run_early(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    gate = 'gates=[{expr="tick.p5_hz >= 54", over="3s", abort_on_fail=true, delay="6s"}]'
+    done = loadtest(
+        "run",
+        "tick-degradation",
+        "--defect",
+        "slow-tick",
+        "--out",
+        str(out),
+        "--set",
+        "load.stages=[{duration=40, users=64, spawn_rate=32}]",
+        "--set",
+        gate,
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "aborting" in done.stdout
+    summary = summary_of(out)
+    assert summary["aborted"] and "tick.p5_hz >= 54" in summary["aborted"]
+    assert summary["incomplete"] is True
+    assert summary["tick"]["seconds"] < 30, "stopped long before the 40 s stage ended"
