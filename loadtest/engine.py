@@ -98,7 +98,6 @@ class SessionHandle:
     connected: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
     first_tick: gevent.event.Event = field(default_factory=gevent.event.Event)
     ended: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
-    tick_rate: float | None = None
 
 
 class _ThreadLogger:
@@ -264,8 +263,6 @@ class WebSocketEngine:
             elif kind == "failed":
                 handle.connected.set(data[1])
                 self._finish(handle, SessionEnd("not_connected", None, 0.0, 0))
-            elif kind == "welcome":
-                handle.tick_rate = data[1]
             elif kind == "first_tick":
                 handle.first_tick.set()
             elif kind == "ended":
@@ -413,7 +410,6 @@ class WebSocketEngine:
                     if nominal:
                         counts["welcomes"] += 1
                         counts["nominal_hz_sum"] += nominal
-                    self._post("welcome", sid, nominal)
         except ConnectionClosed:
             pass
         except asyncio.CancelledError:

@@ -80,6 +80,7 @@ class Harness:
         self._ticks: TickCollector | None = None
         self.runlog: RunLog | None = None
         self._loops: list[gevent.Greenlet] = []
+        self._shipper: gevent.Greenlet | None = None
         self._user_index = 0
         self.started_at: float | None = None
         environment.events.request.add_listener(self.http.on_request)
@@ -183,8 +184,9 @@ class Harness:
             self._scrape("start")
             if self.settings.scrape_metrics:
                 self._loops.append(gevent.spawn(self._scrape_loop))
-        if not self._loops_running("ship"):
-            self._loops.append(gevent.spawn(self._ship_loop))
+        if self._shipper is None or self._shipper.dead:
+            self._shipper = gevent.spawn(self._ship_loop)
+            self._loops.append(self._shipper)
         if self.role != "worker":
             self._start_probes()
 
@@ -227,11 +229,7 @@ class Harness:
         if self._engine is not None:
             self._engine.drop(float(msg.data["fraction"]))
 
-    def _loops_running(self, name: str) -> bool:
-        return any(getattr(g, "name", "") == name and not g.dead for g in self._loops)
-
     def _ship_loop(self) -> None:
-        gevent.getcurrent().name = "ship"
         while True:
             now = time.time()
             gevent.sleep(int(now) + 1 - now + 0.05)

@@ -24,12 +24,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest import analysis
-from loadtest.aggregates import Bucket
 from loadtest.backend.process import BackendProcess, BackendStartError
 from loadtest.findings import findings
 from loadtest.gates import GateResult, evaluate, flatten
 from loadtest.junit import write_junit
 from loadtest.live import LiveLog
+from loadtest.report import build_report
 from loadtest.scenario import Scenario
 from loadtest.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
 
@@ -41,10 +41,6 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "16
 PROGRESS_EVERY = 2.0
 ABORT_CHECK_EVERY = 5.0
 STOP_GRACE = 60.0
-
-
-class RunAborted(Exception):
-    pass
 
 
 def default_out_dir(scenario: Scenario) -> Path:
@@ -245,12 +241,7 @@ def finish(
     summary["passed"] = all(r.passed for r in results) and not incomplete
     analysis.write_json(out_dir / "summary.json", summary)
     write_junit(out_dir / "junit.xml", scenario.name, results, incomplete=incomplete)
-    try:
-        from loadtest.report import build_report
-
-        build_report(out_dir, summary)
-    except ImportError:  # the report module is optional until it lands
-        pass
+    build_report(out_dir, summary)
     return summary, results
 
 
@@ -290,6 +281,3 @@ def print_summary(summary: dict[str, Any], results: list[GateResult], out_dir: P
     report = out_dir / "report.html"
     _say(f"report: {report if report.exists() else '(not built)'}   summary: {out_dir / 'summary.json'}")
     _say("=" * 78)
-
-
-__all__ = ["Bucket", "finish", "run"]

@@ -140,7 +140,6 @@ class Room:
         self.sim = RoomSimulation(server.substeps)
         self.sessions: dict[str, _Session] = {}
         self.tick = 0
-        self.last_ts = 0.0
         self._samples: deque[tuple[float, int]] = deque(maxlen=4 * int(server.tick_rate) + 8)
         self._joined = 0
         self.task: asyncio.Task[None] | None = None
@@ -223,7 +222,6 @@ class Room:
             self.tick += 1
             self.sim.step(period)
             self._broadcast(ts)
-            self.last_ts = ts
             self._samples.append((ts, self.tick))
             metrics.ticks.inc()
             metrics.tick_duration.observe(time.perf_counter() - started)
