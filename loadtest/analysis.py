@@ -10,6 +10,8 @@ import json
 import math
 import os
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,6 @@ from loadtest.collectors import cors, generator, http, ratelimit, reconnects, re
 from loadtest.runlog import AGGREGATES, RUN_INFO, TARGET_METRICS
 
 SCHEMA_VERSION = 1
-
-
-def _total(buckets: dict[int, Bucket]) -> Bucket:
-    total = Bucket()
-    for b in buckets.values():
-        total.merge(b)
-    return total
 
 
 def _ms(hist: Any, p: float, scale: float = 1000.0) -> float | None:
@@ -66,18 +61,116 @@ def summarise(
     run_dir: str | os.PathLike[str], *, nominal_hz: float | None = None, threshold: float | None = None
 ) -> dict:
     """The run's numbers. ``nominal_hz`` and ``threshold`` default to the run's settings (run.json),
-    then to the rate the server announced in its welcome messages and 90%."""
-    return summarise_data(load(run_dir), run_dir, nominal_hz=nominal_hz, threshold=threshold)
+    then to the rate the server announced in its welcome messages and 90%.
+
+    The log is read one second at a time (:func:`loadtest.series.open_log`), so an hour-long run
+    costs its totals in memory, not an hour of decoded histograms."""
+    from loadtest.series import open_log
+
+    with open_log(run_dir) as data:
+        reduction = Reduction.of(data)
+    return summarise_reduction(reduction, run_dir, nominal_hz=nominal_hz, threshold=threshold)
 
 
 def summarise_data(
-    data: dict[str, dict[int, Bucket]],
+    data: Mapping[str, Mapping[int, Bucket]],
     run_dir: str | os.PathLike[str],
     *,
     nominal_hz: float | None = None,
     threshold: float | None = None,
 ) -> dict:
     """The summary of ``data`` (all of a run, or a window of it for sliding-window gates)."""
+    return summarise_reduction(Reduction.of(data), run_dir, nominal_hz=nominal_hz, threshold=threshold)
+
+
+@dataclass
+class StormSegment:
+    """From one storm to the next: what it dropped and how the players came back."""
+
+    second: int
+    sides: tuple[str, ...]
+    bucket: Bucket = field(default_factory=Bucket)
+
+
+class Reduction:
+    """Run totals plus the few per-second facts the summary needs, fed one merged second at a time.
+
+    The final summary feeds it every second of the log in order; the live web UI feeds it each
+    second as it closes. Both read their numbers off :func:`summarise_reduction`, so what the UI
+    shows during a run is what the report says after it (one source of truth), and neither holds
+    more than the totals and one small row per second.
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[str, Bucket] = {}
+        self.first_second: int | None = None
+        self.last_second: int | None = None
+        self.tick_rows: list[ticks.TickSecond] = []
+        self.saturated: set[int] = set()
+        self.generator_processes = 0
+        self.http_peak: Counter[str] = Counter()
+        self.storms: list[StormSegment] = []
+        #: collector -> (second, counts) of the newest second seen: the "now" of a live view.
+        self.latest: dict[str, tuple[int, Counter[str]]] = {}
+
+    @classmethod
+    def of(cls, data: Mapping[str, Mapping[int, Bucket]]) -> Reduction:
+        reduction = cls()
+        for collector, seconds in data.items():
+            for second in sorted(seconds):
+                reduction.add(collector, second, seconds[second])
+        return reduction
+
+    def total(self, collector: str) -> Bucket:
+        return self.totals.get(collector) or Bucket()
+
+    def add(self, collector: str, second: int, bucket: Bucket) -> None:
+        """One second of one collector, merged across workers; seconds of a collector in order."""
+        if not isinstance(bucket.hists, dict):
+            # A lazily decoded second (series.open_log): decode each histogram once, here.
+            bucket = Bucket(bucket.counts, dict(bucket.hists.items()))
+        total = self.totals.get(collector)
+        if total is None:
+            total = self.totals[collector] = Bucket()
+        total.merge(bucket)
+        self.first_second = second if self.first_second is None else min(self.first_second, second)
+        self.last_second = second if self.last_second is None else max(self.last_second, second)
+        counts = bucket.counts
+        previous = self.latest.get(collector)
+        if previous is None or second >= previous[0]:
+            self.latest[collector] = (second, Counter(counts))
+        if collector == ticks.NAME:
+            self.tick_rows.append(ticks.row(second, bucket))
+        elif collector == generator.NAME:
+            if counts.get("saturated"):
+                self.saturated.add(second)
+            self.generator_processes = max(self.generator_processes, int(counts.get("seconds", 0)))
+        elif collector == http.NAME:
+            for key, value in counts.items():
+                if key.startswith("requests:"):
+                    name = key.split(":", 1)[1]
+                    self.http_peak[name] = max(self.http_peak[name], int(value))
+        elif collector == reconnects.NAME:
+            if counts.get("storms"):
+                sides = tuple(sorted(k.split(":", 1)[1] for k in counts if k.startswith("storm:")))
+                self.storms.append(StormSegment(second, sides))
+            if self.storms:
+                self.storms[-1].bucket.merge(bucket)
+
+    def add_late(self, collector: str, bucket: Bucket) -> None:
+        """A second that arrived after its row was made (a worker's last flush): totals only."""
+        self.totals.setdefault(collector, Bucket()).merge(bucket)
+
+
+def summarise_reduction(
+    reduction: Reduction,
+    run_dir: str | os.PathLike[str],
+    *,
+    nominal_hz: float | None = None,
+    threshold: float | None = None,
+) -> dict:
+    """The summary's data sections, from a :class:`Reduction` and the folder's ``run.json``."""
+    red = reduction
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     info_path = Path(run_dir) / RUN_INFO
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
@@ -96,29 +189,26 @@ def summarise_data(
         "source_addresses": len(settings.get("source_addresses", [])),
     }
 
-    # generator health first: tick analysis needs the saturated seconds
-    gen = data.get(generator.NAME, {})
-    saturated = {s for s, b in gen.items() if b.counts.get("saturated")}
-    gtotal = _total(gen)
+    gtotal = red.total(generator.NAME)
     cpu_hist = gtotal.hists.get("cpu_x100_count")
     out["generator"] = {
         # Each generating process adds one sample per second: the most in any second is their number.
-        "workers": int(max((b.counts.get("seconds", 0) for b in gen.values()), default=0)),
+        "workers": red.generator_processes,
         "cpu_max_pct": None if cpu_hist is None else round(cpu_hist.get_max_value() / 100, 1),
         "loop_lag_p99_ms": _ms(gtotal.hists.get("loop_lag_us"), 99),
-        "seconds_saturated": len(saturated),
-        "verdict": "saturated" if saturated else "healthy",
+        "seconds_saturated": len(red.saturated),
+        "verdict": "saturated" if red.saturated else "healthy",
+        "per_worker": generator.per_worker(gtotal),
     }
 
-    t = data.get(ticks.NAME, {})
-    ttotal = _total(t)
-    rows = ticks.per_second(t)
+    ttotal = red.total(ticks.NAME)
+    rows = red.tick_rows
     rate = ttotal.hists.get("tick_rate_centihz")
     welcomes = ttotal.counts.get("welcomes", 0)
     nominal = nominal_hz or (round(ttotal.counts["nominal_hz_sum"] / welcomes, 3) if welcomes else None)
     onset = None
     if nominal:
-        onset = ticks.degradation_onset(rows, nominal * threshold, saturated=saturated)
+        onset = ticks.degradation_onset(rows, nominal * threshold, saturated=red.saturated)
     out["tick"] = {
         "nominal_hz": nominal,
         "threshold_hz": None if not nominal else round(nominal * threshold, 3),
@@ -140,7 +230,7 @@ def summarise_data(
         "peak_players": max((r.players for r in rows), default=0),
     }
 
-    st = _total(data.get(sessions.NAME, {}))
+    st = red.total(sessions.NAME)
     out["ws"] = {
         "sessions_opened": int(st.counts.get("opened", 0)),
         "connect_p50_ms": _ms(st.hists.get("connect_us"), 50),
@@ -159,8 +249,7 @@ def summarise_data(
         out["protocol_errors"]["ws"].values()
     )
 
-    rl_seconds = data.get(ratelimit.NAME, {})
-    rl = _total(rl_seconds)
+    rl = red.total(ratelimit.NAME)
     honoured = sum(_prefixed(rl.counts, "honoured:").values())
     not_honoured = sum(_prefixed(rl.counts, "not_honoured:").values())
     out["rate_limit"] = {
@@ -174,13 +263,14 @@ def summarise_data(
         if honoured + not_honoured == 0
         else round(honoured / (honoured + not_honoured), 4),
         "probe": _rate_limit_probe(rl),
+        "seat_hoarding": ratelimit.seat_hoarding(rl.counts),
     }
     rl_probe = out["rate_limit"]["probe"]
     out["rate_limit"]["enforced"] = (
         rl_probe["enforced"] if rl_probe else (True if out["rate_limit"]["responses_429"] else None)
     )
 
-    rp = _total(data.get(replay.NAME, {}))
+    rp = red.total(replay.NAME)
     kinds = sorted({k.split(":", 1)[1] for k in rp.counts if k.split(":", 1)[0] in ("attempt", "accepted", "rejected")})
     out["replay"] = {
         "refused_ticket": _prefixed(rp.counts, "refused_ticket:"),
@@ -199,27 +289,21 @@ def summarise_data(
         },
     }
 
-    rc = _total(data.get(reconnects.NAME, {}))
-    dropped, recovered = int(rc.counts.get("dropped", 0)), int(rc.counts.get("recovered", 0))
-    rec = rc.hists.get("recovery_ms")
+    rc = red.total(reconnects.NAME)
     out["reconnect"] = {
-        "dropped": dropped,
+        **_recoveries(rc),
         "dropped_by_cause": _prefixed(rc.counts, "dropped:"),
-        "recovered": recovered,
-        "recovered_ratio": None if dropped == 0 else round(recovered / dropped, 4),
-        "recovery_p50_s": _ms(rec, 50),
-        "recovery_p95_s": _ms(rec, 95),
-        "recovery_max_s": None if rec is None or rec.get_total_count() == 0 else round(rec.get_max_value() / 1000, 3),
         "attempts": int(rc.counts.get("attempts", 0)),
         "limited": int(rc.counts.get("limited", 0)),
-        "gave_up": int(rc.counts.get("gave_up", 0)),
+        "resumed": int(rc.counts.get("resumed", 0)),
+        "resume_refused": int(rc.counts.get("resume_refused", 0)),
         "storms": int(rc.counts.get("storms", 0)),
         "storms_failed": int(rc.counts.get("storm_failed", 0)),
         "storm_dropped": int(rc.counts.get("storm_dropped", 0)),
+        "by_storm": [_storm(segment, red.first_second) for segment in red.storms],
     }
 
-    ht_seconds = data.get(http.NAME, {})
-    ht = _total(ht_seconds)
+    ht = red.total(http.NAME)
     endpoints = sorted({k.split(":", 1)[1] for k in ht.counts if k.startswith("requests:")})
     out["http"] = {
         name: {
@@ -229,11 +313,11 @@ def summarise_data(
             "p95_ms": _ms(ht.hists.get(f"latency:{name}_us"), 95),
             "p99_ms": _ms(ht.hists.get(f"latency:{name}_us"), 99),
             "status": _prefixed(ht.counts, f"status:{name}:"),
-            "peak_per_s": int(max((b.counts.get(f"requests:{name}", 0) for b in ht_seconds.values()), default=0)),
+            "peak_per_s": red.http_peak[name],
         }
         for name in endpoints
     }
-    cs = _total(data.get(cors.NAME, {}))
+    cs = red.total(cors.NAME)
     findings = [
         {"finding": kind, "origin": where.rsplit(" ", 1)[0], "path": where.rsplit(" ", 1)[1]}
         for kind_where in _prefixed(cs.counts, "finding:")
@@ -250,6 +334,29 @@ def summarise_data(
     )
     out["target_metrics"] = target_metrics(run_dir)
     return out
+
+
+def _recoveries(b: Bucket) -> dict[str, Any]:
+    """Drops and how the players came back, for the whole run or from one storm to the next."""
+    dropped, recovered = int(b.counts.get("dropped", 0)), int(b.counts.get("recovered", 0))
+    rec = b.hists.get("recovery_ms")
+    return {
+        "dropped": dropped,
+        "recovered": recovered,
+        "recovered_ratio": None if dropped == 0 else round(recovered / dropped, 4),
+        "recovery_p50_s": _ms(rec, 50),
+        "recovery_p95_s": _ms(rec, 95),
+        "recovery_max_s": None if rec is None or rec.get_total_count() == 0 else round(rec.get_max_value() / 1000, 3),
+        "gave_up": int(b.counts.get("gave_up", 0)),
+    }
+
+
+def _storm(segment: StormSegment, first_second: int | None) -> dict[str, Any]:
+    return {
+        "at_s": segment.second - (first_second if first_second is not None else segment.second),
+        "sides": list(segment.sides),
+        **_recoveries(segment.bucket),
+    }
 
 
 def _rate_limit_probe(rl: Bucket) -> dict[str, Any] | None:
@@ -317,4 +424,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
-__all__ = ["load", "new_histogram", "summarise", "summarise_data", "target_metrics", "write_json", "write_summary"]
+__all__ = [
+    "Reduction",
+    "load",
+    "new_histogram",
+    "summarise",
+    "summarise_data",
+    "summarise_reduction",
+    "target_metrics",
+    "write_json",
+    "write_summary",
+]

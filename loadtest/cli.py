@@ -212,9 +212,7 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    import shutil
-
-    from loadtest.run import default_out_dir, run
+    from loadtest.run import default_out_dir, run, save_scenario
     from loadtest.scenario import ScenarioError, load
 
     try:
@@ -232,23 +230,20 @@ def _run_run(args: argparse.Namespace) -> int:
         print("loadtest run: note: the scenario has load stages; their durations decide its length, not --duration")
     if scenario.target and (scenario.defects or scenario.backend_args):
         print("loadtest run: note: defects and [target.backend] apply to the embedded backend only; ignored")
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, out / "scenario.toml")
-    (out / "overrides.json").write_text(json.dumps(overrides), encoding="utf-8")
+    save_scenario(out, path, overrides)
     return run(scenario, out_dir=out, web=(args.web_host, args.web_port) if args.web else None)
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from loadtest.run import finish, print_summary
-    from loadtest.scenario import ScenarioError, load
+    from loadtest.run import finish, print_summary, saved_scenario
+    from loadtest.scenario import ScenarioError
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "data" / "aggregates.jsonl").exists():
         print(f"loadtest report: {run_dir} holds no run data (data/aggregates.jsonl)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        overrides = [tuple(o) for o in json.loads((run_dir / "overrides.json").read_text(encoding="utf-8"))]
-        scenario = load(run_dir / "scenario.toml", overrides)
+        scenario = saved_scenario(run_dir)
     except (OSError, ValueError, ScenarioError) as exc:
         print(f"loadtest report: cannot read the run's scenario: {exc}", file=sys.stderr)
         return EXIT_USAGE

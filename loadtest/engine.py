@@ -27,6 +27,7 @@ import itertools
 import json
 import logging
 import random
+import socket
 import ssl
 import time
 from collections import deque
@@ -39,9 +40,10 @@ import gevent.event
 from gevent import monkey
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from loadtest.collectors.ticks import TickCollector
-from loadtest.protocol import TICK, WELCOME, Protocol, ProtocolError
+from loadtest.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class ConnectOutcome:
     reason: str = ""  # refused_<status>, timeout, connection_error, tls_error, handshake_error, cancelled
     status: int | None = None
     body: Any = None
+    #: What the server handed out for resuming this session (see :class:`~loadtest.protocol.Opening`).
+    resume: Any = None
 
 
 @dataclass(frozen=True)
@@ -141,15 +145,64 @@ class _ThreadLogger:
 class _Live:
     """Thread-side state of one session."""
 
-    __slots__ = ("abort", "close", "spec", "storm", "task", "ws")
+    __slots__ = ("abort", "close", "codec", "spec", "storm", "task", "ws")
 
     def __init__(self, spec: SessionSpec) -> None:
         self.spec = spec
+        self.codec: Protocol = spec.protocol.session()
         self.ws: ClientConnection | None = None
         self.task: asyncio.Task[None] | None = None
         self.close = False
         self.abort = False
         self.storm = False
+
+
+class _Connection(ClientConnection):
+    """A client connection that hands each whole message to ``on_message`` as its frame is parsed.
+
+    Why: websockets' ``async for`` path queues every message in an assembler and wakes the reading
+    task through a future; at 500 sessions of 60 Hz ticks that machinery was about a fifth of the
+    engine thread (bench/ws_engine.py, docs/performance.md). ``process_event`` is the method
+    websockets' own subclasses override to see events; framing, limits, pings and closing stay
+    websockets'. A fragmented message or text that is not valid UTF-8 takes websockets' normal
+    path (iterate the connection to get it), and from then on every message of that connection
+    does, so messages are never reordered. While ``on_message`` is None (the handshake, a
+    protocol's join) nothing changes.
+    """
+
+    on_message: Callable[[str | bytes], None] | None = None
+    #: An exception raised by ``on_message``: the connection was aborted; the owner re-raises it.
+    failure: BaseException | None = None
+    _slow = False
+
+    def process_event(self, event: Any) -> None:
+        handler = self.on_message
+        if handler is None or not isinstance(event, Frame) or event.opcode not in _DATA:
+            super().process_event(event)
+            return
+        if self._slow or not event.fin:
+            self._slow = True
+            super().process_event(event)
+            return
+        data = event.data if isinstance(event.data, bytes) else bytes(event.data)
+        if event.opcode is Opcode.TEXT:
+            try:
+                message: str | bytes = data.decode()
+            except UnicodeDecodeError:
+                self._slow = True  # websockets closes with 1007, as it always did
+                super().process_event(event)
+                return
+        else:
+            message = data
+        try:
+            handler(message)
+        except Exception as exc:
+            self.failure = exc
+            self.on_message = None
+            self.transport.abort()
+
+
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
 class WebSocketEngine:
@@ -259,7 +312,7 @@ class WebSocketEngine:
             if handle is None:
                 continue
             if kind == "connected":
-                handle.connected.set(ConnectOutcome(True, handshake_ms=data[1]))
+                handle.connected.set(ConnectOutcome(True, handshake_ms=data[1], resume=data[2]))
             elif kind == "failed":
                 handle.connected.set(data[1])
                 self._finish(handle, SessionEnd("not_connected", None, 0.0, 0))
@@ -301,9 +354,11 @@ class WebSocketEngine:
         message = context.get("message", "error")
         self._post("log", logging.ERROR, f"{message}: {exc!r}" if exc else message)
 
-    def _close_later(self, ws: ClientConnection) -> None:
-        """Start a close handshake without waiting for it; keep the task referenced until done."""
-        future = asyncio.ensure_future(ws.close())
+    def _close_later(self, ws: ClientConnection, farewell: str | bytes | None = None) -> None:
+        """Start a close handshake without waiting for it; keep the task referenced until done.
+
+        ``farewell`` goes first, for backends that tell a leave from a drop by a message."""
+        future = asyncio.ensure_future(_leave(ws, farewell) if farewell is not None else ws.close())
         self._background.add(future)
         future.add_done_callback(self._background.discard)
 
@@ -328,32 +383,36 @@ class WebSocketEngine:
             live.ws.transport.abort()
         else:
             live.close = True
-            self._close_later(live.ws)
+            self._close_later(live.ws, live.codec.leave_message())
 
     async def _session(self, sid: int, live: _Live) -> None:
         spec = live.spec
         started = time.perf_counter()
+        sock = None
         try:
-            ws = await connect(
-                spec.url,
-                host=spec.address,
-                port=spec.port,
-                ssl=spec.ssl,
-                server_hostname=spec.server_hostname if spec.ssl else None,
-                local_addr=spec.local_addr,
-                proxy=None,
-                compression=None,
-                open_timeout=spec.open_timeout,
-                close_timeout=spec.close_timeout,
-                max_size=MAX_MESSAGE,
-                user_agent_header="game-loadtest",
-                logger=self._tlog,
-            )
+            async with asyncio.timeout(spec.open_timeout):
+                sock = await _open_tcp(spec)
+                ws = await connect(
+                    spec.url,
+                    sock=sock,
+                    ssl=spec.ssl,
+                    server_hostname=spec.server_hostname if spec.ssl else None,
+                    proxy=None,
+                    compression=None,
+                    open_timeout=spec.open_timeout,
+                    close_timeout=spec.close_timeout,
+                    max_size=MAX_MESSAGE,
+                    user_agent_header="game-loadtest",
+                    logger=self._tlog,
+                    create_connection=_Connection,
+                )
         except asyncio.CancelledError:
+            _close_socket(sock)
             self._post("failed", sid, ConnectOutcome(False, reason="cancelled"))
             self._live.pop(sid, None)
             return
         except Exception as exc:  # every failure becomes a counted reason, never a dead thread
+            _close_socket(sock)
             outcome = _classify_failure(exc)
             if outcome.reason == "error":
                 self._tlog.warning("unexpected WebSocket connect failure: %r", exc)
@@ -361,7 +420,17 @@ class WebSocketEngine:
             self._live.pop(sid, None)
             return
         live.ws = ws
-        self._post("connected", sid, (time.perf_counter() - started) * 1000)
+        opening = await self._open(live, ws)
+        if not opening.ok:
+            outcome = ConnectOutcome(False, reason=opening.reason, status=opening.status, body=opening.body)
+            self._post("failed", sid, outcome)
+            self._live.pop(sid, None)
+            if live.abort:
+                ws.transport.abort()
+            else:
+                self._close_later(ws)
+            return
+        self._post("connected", sid, (time.perf_counter() - started) * 1000, opening.resume)
         try:
             end = await self._hold(sid, live, ws, started)
         except Exception as exc:
@@ -373,51 +442,84 @@ class WebSocketEngine:
             self._live.pop(sid, None)
         self._post("ended", sid, end)
 
+    async def _open(self, live: _Live, ws: ClientConnection) -> Opening:
+        """The protocol's join after the handshake (nothing for the reference protocol)."""
+        try:
+            async with asyncio.timeout(live.spec.open_timeout):
+                return await live.codec.open(ws)
+        except (ConnectionClosed, asyncio.CancelledError):
+            received = ws.protocol.close_rcvd
+            return Opening(False, reason=f"closed_{received.code}" if received is not None else "closed")
+        except TimeoutError:
+            return Opening(False, reason="join_timeout")
+        except ProtocolError as exc:
+            return Opening(False, reason=f"protocol_error_{exc.reason}")
+
     async def _hold(self, sid: int, live: _Live, ws: ClientConnection, started: float) -> SessionEnd:
         spec = live.spec
-        protocol = spec.protocol
+        protocol = live.codec
         ticks = self.ticks
         if not spec.measure:
             return await self._hold_quietly(live, ws, started)
         state = ticks.open()
-        sender = asyncio.ensure_future(self._send_inputs(ws, spec, state))
+        sender = asyncio.ensure_future(self._send_inputs(ws, spec, state, protocol))
         on_tick = ticks.on_tick
         parse = protocol.parse_message
+        interval = protocol.patch_interval
         messages = 0
         first = True
+
+        def on_message(raw: str | bytes) -> None:
+            nonlocal messages, first
+            messages += 1
+            now = time.time()
+            try:
+                kind, tick, ts, ack, _players = parse(raw)
+            except ProtocolError as exc:
+                counts = ticks.agg.bucket(int(now)).counts
+                counts["messages"] += 1
+                counts[f"protocol_error:{exc.reason}"] += 1
+                return
+            if kind is TICK:
+                on_tick(state, tick, ts, ack, now, int(now))
+                if first:
+                    first = False
+                    self._post("first_tick", sid)
+            elif kind is PATCH:
+                ticks.on_patch(state, now, int(now), interval)
+                if first:
+                    first = False
+                    self._post("first_tick", sid)
+            elif kind is ACK:
+                ticks.on_ack(state, ack, now, int(now))
+            else:
+                counts = ticks.agg.bucket(int(now)).counts
+                counts["messages"] += 1
+                nominal = protocol.welcome_tick_rate(raw) if kind is WELCOME else None
+                if nominal:
+                    counts["welcomes"] += 1
+                    counts["nominal_hz_sum"] += nominal
+
         if live.close:
-            self._close_later(ws)
+            self._close_later(ws, protocol.leave_message())
+        fast = isinstance(ws, _Connection)
+        if fast:
+            ws.on_message = on_message  # whole messages are handled as their frames are parsed
         try:
-            async for raw in ws:
-                messages += 1
-                now = time.time()
-                try:
-                    kind, tick, ts, ack, _players = parse(raw)
-                except ProtocolError as exc:
-                    counts = ticks.agg.bucket(int(now)).counts
-                    counts["messages"] += 1
-                    counts[f"protocol_error:{exc.reason}"] += 1
-                    continue
-                if kind is TICK:
-                    on_tick(state, tick, ts, ack, now, int(now))
-                    if first:
-                        first = False
-                        self._post("first_tick", sid)
-                else:
-                    counts = ticks.agg.bucket(int(now)).counts
-                    counts["messages"] += 1
-                    nominal = protocol.welcome_tick_rate(raw) if kind is WELCOME else None
-                    if nominal:
-                        counts["welcomes"] += 1
-                        counts["nominal_hz_sum"] += nominal
+            async for raw in ws:  # what the fast path leaves to websockets (fragmented, bad UTF-8)
+                on_message(raw)
         except ConnectionClosed:
             pass
         except asyncio.CancelledError:
             live.close = True
         finally:
+            if fast:
+                ws.on_message = None
             sender.cancel()
             ticks.close(state)
             self._live.pop(sid, None)
+        if fast and ws.failure is not None:
+            raise ws.failure  # a bug in message handling: the session ends as "error", as before
         received = ws.protocol.close_rcvd
         code = received.code if received is not None else None
         if live.storm:
@@ -445,7 +547,7 @@ class WebSocketEngine:
         reason = "client" if live.close or live.abort else (f"server_{code}" if code is not None else "abnormal")
         return SessionEnd(reason, code, time.perf_counter() - started, messages)
 
-    async def _send_inputs(self, ws: ClientConnection, spec: SessionSpec, state: Any) -> None:
+    async def _send_inputs(self, ws: ClientConnection, spec: SessionSpec, state: Any, protocol: Protocol) -> None:
         loop = asyncio.get_running_loop()
         period = 1.0 / spec.input_rate
         rng = random.Random()
@@ -462,7 +564,7 @@ class WebSocketEngine:
                 x = max(-1.0, min(1.0, x + rng.uniform(-0.3, 0.3)))
                 y = max(-1.0, min(1.0, y + rng.uniform(-0.3, 0.3)))
                 state.sent_input(seq, time.time())
-                await ws.send(spec.protocol.input_message(seq, x, y))
+                await ws.send(protocol.input_message(seq, x, y))
         except (ConnectionClosed, asyncio.CancelledError):
             return
         except Exception as exc:  # a Protocol subclass's bug: say so, once, and count it
@@ -493,7 +595,7 @@ class WebSocketEngine:
         for live in lives:
             live.close = True
             if live.ws is not None:
-                self._close_later(live.ws)
+                self._close_later(live.ws, live.codec.leave_message())
             elif live.task is not None:
                 live.task.cancel()
         tasks = [live.task for live in lives if live.task is not None]
@@ -506,6 +608,39 @@ class WebSocketEngine:
                 await asyncio.wait(pending, timeout=1.0)
         assert self._loop is not None
         self._loop.stop()
+
+
+async def _leave(ws: ClientConnection, farewell: str | bytes) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(farewell)
+    await ws.close()
+
+
+#: The socket class from before gevent patched it. Sockets the engine thread reads are real ones:
+#: a patched socket routes every recv and send through gevent's Python wrapper, which was 8% of the
+#: engine thread's time at 500 sessions (bench/ws_engine.py, docs/performance.md).
+_RealSocket = monkey.get_original("socket", "socket")
+
+
+async def _open_tcp(spec: SessionSpec) -> Any:
+    """A connected, non-blocking TCP socket to the resolved address, from ``local_addr`` if given."""
+    family = socket.AF_INET6 if ":" in spec.address else socket.AF_INET
+    sock = _RealSocket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if spec.local_addr is not None:
+            sock.bind(spec.local_addr)
+        await asyncio.get_running_loop().sock_connect(sock, (spec.address, spec.port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _close_socket(sock: Any) -> None:
+    """Close a socket whose connection failed; closing a socket twice is harmless."""
+    if sock is not None:
+        sock.close()
 
 
 def _classify_failure(exc: BaseException) -> ConnectOutcome:

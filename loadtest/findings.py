@@ -19,6 +19,7 @@ KIND_WORDS = {
     "jwt_bad_signature": "tokens with a bad signature are accepted",
     "jwt_expired": "expired tokens are accepted",
     "jwt_wrong_audience": "tokens for another audience are accepted",
+    "reconnect_token_reuse": "a used reconnection token resumes a session again",
 }
 
 
@@ -59,6 +60,11 @@ def _reconnect(s: dict[str, Any]) -> list[str]:
             f"All {dropped} dropped players recovered (p95 {rc['recovery_p95_s']:.1f} s, "
             f"max {rc['recovery_max_s']:.1f} s)."
         )
+    if rc.get("resumed") or rc.get("resume_refused"):
+        out.append(
+            f"{rc.get('resumed', 0)} sessions resumed with their reconnection token; "
+            f"{rc.get('resume_refused', 0)} tokens were refused and those players matchmade again."
+        )
     if rc.get("storms_failed"):
         out.append(f"{rc['storms_failed']} scheduled storm(s) could not be set off (see the run log).")
     return out
@@ -88,6 +94,21 @@ def _rate_limits(s: dict[str, Any]) -> list[str]:
     if missing:
         out.append(f"{sum(missing.values())} rate-limit responses carried no Retry-After header.")
     return out
+
+
+def _seat_hoarding(s: dict[str, Any]) -> list[str]:
+    hoard = s.get("rate_limit", {}).get("seat_hoarding")
+    if not hoard or not hoard.get("asked"):
+        return []
+    if hoard["stopped_by"] is None and hoard["granted"] >= hoard["asked"]:
+        return [
+            f"Seat hoarding: one token took all {hoard['granted']} seat reservations it asked for "
+            f"({hoard['rooms']} room(s)) on {hoard['endpoint']}; nothing limits how many seats a client holds."
+        ]
+    return [
+        f"Seat hoarding: one token got {hoard['granted']} of {hoard['asked']} seat reservations "
+        f"before {hoard['stopped_by'] or 'the time limit'} stopped it."
+    ]
 
 
 def _sessions(s: dict[str, Any]) -> list[str]:
@@ -134,6 +155,7 @@ RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _ticks,
     _reconnect,
     _rate_limits,
+    _seat_hoarding,
     _sessions,
     _cors,
     _generator,

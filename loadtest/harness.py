@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust.env import Environment
@@ -30,15 +32,21 @@ from loadtest.collectors.scraper import scrape
 from loadtest.collectors.sessions import SessionCollector
 from loadtest.collectors.ticks import TickCollector
 from loadtest.engine import WebSocketEngine
+from loadtest.livesummary import LiveSummary
 from loadtest.protocol import Protocol
-from loadtest.runlog import RunLog
+from loadtest.runlog import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, RunLog, next_run_dir
 from loadtest.settings import PlayerSettings
+
+if TYPE_CHECKING:
+    from loadtest.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
 MESSAGE = "loadtest:records"
 STORM_MESSAGE = "loadtest:storm"
 SHIP_INTERVAL = 1.0
+FINISH_DELAY = 2.0
+FINISH_TIMEOUT = 120.0
 
 _harnesses: dict[int, Harness] = {}
 
@@ -63,7 +71,7 @@ class Harness:
         self.reconnect = ReconnectCollector()
         self.replay = ReplayCollector()
         self.http = HttpCollector()
-        self.generator = GeneratorCollector()
+        self.generator = GeneratorCollector(self.worker_id)
         self.cors = CorsCollector()
         self.rate_limit_probe = RateLimitProbeCollector(self.rate_limit.agg)
         self._gevent_side = [
@@ -83,6 +91,13 @@ class Harness:
         self._shipper: gevent.Greenlet | None = None
         self._user_index = 0
         self.started_at: float | None = None
+        # With a web UI, each test started from the page is a run of its own: its own folder,
+        # live summary, and report when it stops.
+        self.web = self.role != "worker" and getattr(environment, "web_ui", None) is not None
+        self.live: LiveSummary | None = None
+        self.current_run: str | None = None
+        self.finished_runs: list[str] = []
+        self._finisher: gevent.Greenlet | None = None
         environment.events.request.add_listener(self.http.on_request)
         environment.events.test_start.add_listener(self._on_test_start)
         environment.events.test_stopping.add_listener(self._on_test_stopping)
@@ -127,7 +142,9 @@ class Harness:
 
     @property
     def protocol(self) -> Protocol:
-        return Protocol(self.settings.protocol)
+        from loadtest.adapters import protocol_for
+
+        return protocol_for(self.settings)
 
     @property
     def engine(self) -> WebSocketEngine:
@@ -159,12 +176,18 @@ class Harness:
             return
         if self.role == "worker":
             self.environment.runner.send_message(MESSAGE, [r.to_wire() for r in records])
-        elif self.runlog is not None:
-            self.runlog.write(records)
+        else:
+            self._write(records)
 
     def _on_worker_records(self, environment: Environment, msg: Any, **_: Any) -> None:
-        if self.runlog is not None:
-            self.runlog.write(Record.from_wire(item) for item in msg.data)
+        self._write([Record.from_wire(item) for item in msg.data])
+
+    def _write(self, records: list[Record]) -> None:
+        if self.runlog is None:
+            return
+        self.runlog.write(records)
+        if self.live is not None:
+            self.live.add(records)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -175,10 +198,30 @@ class Harness:
             out = os.path.join("reports", f"locust-{stamp}")
         return out
 
+    @property
+    def finished_run(self) -> str | None:
+        return self.finished_runs[-1] if self.finished_runs else None
+
     def _on_test_start(self, environment: Environment, **_: Any) -> None:
         self.started_at = time.time()
+        if self.role == "worker":
+            self._settings = None  # this test's spawn message brought the master's current options
+        if self.web:
+            self._join_finisher()
+            # Values typed into the web form arrive in parsed_options after init: read them again.
+            self._settings = None
+            try:
+                self.settings  # noqa: B018
+            except (ValueError, TypeError) as exc:
+                log.error("loadtest: a --lt-* value from the web form is not valid: %s", exc)
+                self._settings = PlayerSettings.load()
         if self.role != "worker" and self.runlog is None:
-            self.runlog = RunLog(self._out_dir())
+            out = next_run_dir(self._out_dir()) if self.web else self._out_dir()
+            self.runlog = RunLog(out)
+            self.current_run = str(out)
+            if self.web:
+                self.live = LiveSummary(out)
+                _copy_scenario(out)
             self.runlog.write_run_info(self.environment.host or "", self.settings)
             log.info("loadtest: writing run data to %s", self.runlog.out_dir)
             self._scrape("start")
@@ -193,10 +236,11 @@ class Harness:
     # -- probes and storms (coordinator only) ----------------------------------------------------
 
     def _start_probes(self) -> None:
+        from loadtest.adapters import get as adapter_for
         from loadtest.probes.cors import CorsProbe
-        from loadtest.probes.ratelimit import RateLimitProbe
-        from loadtest.probes.replay import ReplayProbe
 
+        adapter = adapter_for(self.settings.protocol_kind)
+        ReplayProbe, RateLimitProbe = adapter.probe_class("replay"), adapter.probe_class("rate_limit")
         host, settings, probes = self.environment.host or "", self.settings, self.settings.probes
         if not host:
             return
@@ -246,14 +290,18 @@ class Harness:
             self._scrape("during")
 
     def _scrape(self, phase: str) -> None:
-        if not self.settings.scrape_metrics or self.runlog is None or not self.environment.host:
+        if self.runlog is not None:
+            self._scrape_into(self.runlog, phase)
+
+    def _scrape_into(self, runlog: RunLog, phase: str) -> None:
+        if not self.settings.scrape_metrics or not self.environment.host:
             return
         url = self.environment.host.rstrip("/") + self.settings.protocol.metrics_path
         verify: object = False if self.settings.insecure else (self.settings.ca_bundle or True)
         try:
-            self.runlog.write_target(phase, scrape(url, verify=verify))
+            runlog.write_target(phase, scrape(url, verify=verify))
         except Exception as exc:  # the scrape is optional ground truth; never fatal
-            self.runlog.write_target(phase, {}, error=f"{exc.__class__.__name__}: {exc}"[:300])
+            runlog.write_target(phase, {}, error=f"{exc.__class__.__name__}: {exc}"[:300])
 
     def _on_test_stopping(self, environment: Environment, **_: Any) -> None:
         if self.role == "worker":
@@ -267,10 +315,45 @@ class Harness:
             g.kill(block=False)
         self._loops = []
         self._ship(final=True)
+        if self.web and self.runlog is not None and self._finisher is None:
+            # Workers' last records are sent just before they report stopped; give them a moment.
+            self._finisher = gevent.spawn_later(FINISH_DELAY, self._finish_run, False)
+
+    def _join_finisher(self) -> None:
+        if self._finisher is not None:
+            self._finisher.join(timeout=FINISH_TIMEOUT)
+            self._finisher = None
+
+    def _finish_run(self, incomplete: bool) -> None:
+        """Write the run folder as a headless run does: summary, gates, findings, report, JUnit."""
+        runlog, self.runlog = self.runlog, None
+        if runlog is None:
+            return
+        self._scrape_into(runlog, "end")
+        runlog.close()
+        try:
+            from loadtest.run import finish
+
+            finish(runlog.out_dir, _scenario_for_web(), incomplete=incomplete)
+            log.info("loadtest: report of this test written to %s", runlog.out_dir / "report.html")
+        except Exception:
+            log.exception("loadtest: could not write the report of %s", runlog.out_dir)
+        finally:
+            self.finished_runs.append(str(runlog.out_dir))
+            self.live = None
+            self.current_run = None
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         if self._engine is not None:
             self._on_test_stop(environment)
+        if self.web:
+            if self._finisher is not None:
+                self._finisher.kill(block=True)  # finish now, not after the delay
+                self._finisher = None
+            if self.runlog is not None:
+                self._ship(final=True)
+                self._finish_run(environment.runner.state not in ("stopped", "ready"))
+            return
         self._ship(final=True)
         if self.runlog is not None:
             # Last, so the target's counters include everything every worker did.
@@ -282,6 +365,35 @@ class Harness:
                 write_summary(self.runlog.out_dir, incomplete=False)
             except Exception:
                 log.exception("loadtest: could not write the summary")
+
+
+def _scenario_dir() -> Path | None:
+    folder = os.environ.get(SCENARIO_ENV)
+    return Path(folder) if folder else None
+
+
+def _copy_scenario(out: Path) -> None:
+    """Each web-UI run folder keeps the scenario it is judged by, so ``loadtest report`` works on it."""
+    source = _scenario_dir()
+    if source is None or source.resolve() == out.resolve():
+        return
+    for name in (SCENARIO_COPY, OVERRIDES):
+        if (source / name).exists():
+            shutil.copyfile(source / name, out / name)
+
+
+def _scenario_for_web() -> Scenario | None:
+    """The scenario of ``loadtest run --web`` (gates and all); None for a plain ``locust -f``."""
+    folder = _scenario_dir()
+    if folder is None:
+        return None
+    from loadtest.run import saved_scenario
+
+    try:
+        return saved_scenario(folder)
+    except (OSError, ValueError) as exc:
+        log.error("loadtest: cannot read the scenario in %s (%s); judging without gates", folder, exc)
+        return None
 
 
 def _hostname(url: str) -> str:

@@ -9,7 +9,9 @@ player, the rest wait in FIFO order.
 
 Extension points for other backends: pass a :class:`~loadtest.protocol.Protocol` subclass by
 overriding :meth:`GamePlayer.make_protocol`, or override a flow step (:meth:`login`,
-:meth:`join`, :meth:`connect`).
+:meth:`join`, :meth:`connect`). A backend that hands out a resume credential on joining (a
+Colyseus reconnection token) gets it back after a drop: the player first tries to resume with it
+(:meth:`Protocol.resume_grant`) and matchmakes afresh only when that is refused.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class GamePlayer(HttpUser):
         self.token: TokenGrant | None = None
         self.token_expires = 0.0
         self.handle: SessionHandle | None = None
+        self.last_grant: JoinGrant | None = None
+        self.resume: Any = None  # what the server gave for resuming the last session; never logged
         self.sessions_played = 0
         self.source = None
         if self.settings.source_addresses:
@@ -107,6 +111,7 @@ class GamePlayer(HttpUser):
     def play_session(self) -> None:
         """One session from join to leave, reconnecting by the policy whenever it is lost."""
         policy = self.settings.reconnect
+        self.resume = None  # the last session was left on purpose: nothing to resume
         leave_at = time.monotonic() + self.settings.session_length
         recovery: Recovery | None = None
         failures = 0
@@ -145,6 +150,9 @@ class GamePlayer(HttpUser):
             gevent.sleep(delay)
 
     def join_and_connect(self) -> _Attempt:
+        resumed = self.resume_session()
+        if resumed is not None:
+            return resumed
         token = self.login()
         if isinstance(token, _Attempt):
             return token
@@ -152,6 +160,25 @@ class GamePlayer(HttpUser):
         if isinstance(grant, _Attempt):
             return grant
         return self.connect(grant)
+
+    def resume_session(self) -> _Attempt | None:
+        """Resume the dropped session with the server's resume credential, if it gave one.
+
+        None means "matchmake afresh": there was nothing to resume, or the server refused it (the
+        room does not hold seats for reconnection, or the credential expired).
+        """
+        resume, self.resume = self.resume, None
+        if resume is None or self.last_grant is None:
+            return None
+        grant = self.protocol.resume_grant(self.last_grant, resume)
+        if grant is None:
+            return None
+        attempt = self.connect(grant, name="resume")
+        if attempt.handle is not None:
+            self.harness.reconnect.resumed()
+            return attempt
+        self.harness.reconnect.resume_refused(attempt.reason)
+        return None
 
     def login(self) -> TokenGrant | _Attempt:
         if self.token is not None and time.monotonic() < self.token_expires:
@@ -168,18 +195,18 @@ class GamePlayer(HttpUser):
     def join(self, token: TokenGrant) -> JoinGrant | _Attempt:
         path, body = self.protocol.join_request(self.settings.join_mode, self.settings.room)
         grant = self._post(path, body, headers=self.protocol.auth_headers(token.token), parse=self.protocol.parse_join)
-        if isinstance(grant, _Attempt) and grant.reason == "status_401":
+        if isinstance(grant, _Attempt) and grant.reason in {f"status_{s}" for s in self.protocol.auth_failed_statuses}:
             self.token = None  # expired or revoked: log in again on the next attempt
         return grant
 
-    def connect(self, grant: JoinGrant) -> _Attempt:
+    def connect(self, grant: JoinGrant, name: str = "connect") -> _Attempt:
         spec = self._ws.spec(self.protocol.connect_url(self._ws.base, grant), self.protocol, self.settings, self.source)
         handle = self.harness.engine.open(spec)
         self.handle = handle
         outcome = handle.connected.get()
         self.environment.events.request.fire(
             request_type="WS",
-            name="connect",
+            name=name,
             response_time=outcome.handshake_ms,
             response_length=0,
             exception=None if outcome.ok else ConnectionError(outcome.reason),
@@ -187,6 +214,7 @@ class GamePlayer(HttpUser):
         )
         if outcome.ok:
             self.harness.sessions.connected(outcome.handshake_ms)
+            self.last_grant, self.resume = grant, outcome.resume
             return _Attempt(handle)
         self.handle = None
         self.harness.sessions.connect_failed(outcome.reason)
@@ -242,7 +270,8 @@ class GamePlayer(HttpUser):
                     response.failure(f"429 rate limited (Retry-After {response.headers.get('Retry-After')})")
                     return _Attempt(reason="rate_limited", retry_after=retry_after)
                 if status != 200:
-                    response.failure(f"HTTP {status}")
+                    detail = self.protocol.describe_status(status, None)
+                    response.failure(f"HTTP {status} ({detail})" if detail else f"HTTP {status}")
                     return _Attempt(reason=f"status_{status}")
                 try:
                     return parse(decode_json(response.text))

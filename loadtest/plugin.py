@@ -1,7 +1,8 @@
 """Locust wiring: ``--lt-*`` command-line options and one :class:`Harness` per process.
 
 Importing this module registers the listeners (``loadtest/locustfile.py`` does it); options are
-shown in the web UI and forwarded by Locust from the master to its workers.
+shown in the web UI and forwarded by Locust from the master to its workers. With a web UI, the
+collectors get tabs of their own (:mod:`loadtest.webui`).
 """
 
 from __future__ import annotations
@@ -80,3 +81,7 @@ def _install(environment: Environment, **_: Any) -> None:
         sys.stderr.write(f"loadtest: {exc}\n")
         sys.stderr.flush()
         os._exit(2)
+    if harness.web:
+        from loadtest import webui
+
+        webui.install(environment.web_ui, harness)

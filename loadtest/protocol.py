@@ -73,6 +73,32 @@ class JoinGrant:
 
 # Message kinds the engine understands.
 TICK, WELCOME, LOBBY, OTHER = "tick", "welcome", "lobby", "other"
+#: A state update without the server's tick number or clock (Colyseus patches): the engine counts
+#: it by arrival time, against :attr:`Protocol.patch_interval`.
+PATCH = "patch"
+#: A message that only acknowledges an input (a PING answer): its ``ack`` is the input's ``seq``.
+ACK = "ack"
+
+
+@dataclass(frozen=True)
+class Opening:
+    """How a session's first moments went, for protocols whose join completes after the handshake.
+
+    Some backends accept every WebSocket upgrade and only then admit or refuse the client with a
+    message (Colyseus answers a bad seat reservation with an ERROR frame). Until that answer the
+    session is not "connected": a replay probe would otherwise count a refused ticket as accepted.
+    ``resume`` is what the server handed out for resuming the session later (a reconnection
+    token); it stays on the player's side and never reaches a log.
+    """
+
+    ok: bool
+    reason: str = ""
+    status: int | None = None
+    body: Any = None
+    resume: Any = None
+
+
+OPENED = Opening(True)
 
 
 class Protocol:
@@ -81,7 +107,16 @@ class Protocol:
     Methods run on two sides: the HTTP steps in Locust greenlets, :meth:`parse_message` and
     :meth:`input_message` on the WebSocket engine's thread, once per message. Keep those two
     pure and cheap.
+
+    The engine asks :meth:`session` for the object that speaks one session (the reference protocol
+    is stateless, so it is this object); a protocol that keeps per-session state (pending pings,
+    a join handshake) returns a fresh one each time.
     """
+
+    #: Expected seconds between state updates, for protocols that send :data:`PATCH` messages.
+    patch_interval: float | None = None
+    #: HTTP statuses that mean "your token is no good": the player logs in again.
+    auth_failed_statuses: tuple[int, ...] = (401,)
 
     def __init__(self, config: ProtocolConfig | None = None) -> None:
         self.config = config or ProtocolConfig()
@@ -165,8 +200,34 @@ class Protocol:
             return None
         return float(rate) if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0 else None
 
-    def input_message(self, seq: int, x: float, y: float) -> str:
+    def input_message(self, seq: int, x: float, y: float) -> str | bytes:
         return f'{{"{self._type}":"{self.config.input_type}","{self.config.seq_field}":{seq},"x":{x:.3f},"y":{y:.3f}}}'
+
+    # -- session life (engine thread) -----------------------------------------------------
+
+    def session(self) -> Protocol:
+        """The object that speaks one session; stateless protocols are their own."""
+        return self
+
+    async def open(self, ws: Any) -> Opening:
+        """Complete the join after the WebSocket handshake (the engine bounds it by the connect
+        timeout); the reference protocol has nothing to do."""
+        return OPENED
+
+    def leave_message(self) -> str | bytes | None:
+        """Sent before a close we chose, for backends that tell a leave from a drop by a message."""
+        return None
+
+    # -- resuming and errors (gevent side) -------------------------------------------------
+
+    def resume_grant(self, previous: JoinGrant, resume: Any) -> JoinGrant | None:
+        """A grant that resumes ``previous`` with the ``resume`` the server handed out, or None
+        when the protocol has no resumption (the reference backend: a fresh ticket every time)."""
+        return None
+
+    def describe_status(self, status: int, body: object) -> str:
+        """A short name for an HTTP error status, beyond its number ("" when the number says it all)."""
+        return ""
 
 
 def _object(body: object, what: str) -> dict[str, Any]:

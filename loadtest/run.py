@@ -10,8 +10,10 @@ scenario error; 3 the run could not be carried out (or was interrupted).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +32,7 @@ from loadtest.gates import GateResult, evaluate, flatten
 from loadtest.junit import write_junit
 from loadtest.live import LiveLog
 from loadtest.report import build_report
+from loadtest.runlog import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, run_dirs
 from loadtest.scenario import Scenario
 from loadtest.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
 
@@ -133,11 +136,14 @@ def _run_locust(
     if web is None:
         cmd.append("--headless")
     else:
-        cmd += ["--web-host", web[0], "--web-port", str(web[1]), "--autostart", "--autoquit", "5"]
+        cmd += ["--web-host", web[0], "--web-port", str(web[1])]
+        env[SCENARIO_ENV] = str(out_dir)
     if scenario.workers > 1:
         cmd += ["--processes", str(scenario.workers)]
     users = f"{scenario.users} users" if not stages else f"{len(stages)} stages up to {max(s[1] for s in stages)} users"
     _say(f"  load: {users}, {duration:g} s, {scenario.workers} worker process(es); output: {out_dir}")
+    if web is not None:
+        return _run_web(cmd, scenario, out_dir, env, web)
     live = LiveLog(out_dir)
     started = time.monotonic()
     aborted: str | None = None
@@ -181,6 +187,50 @@ def _run_locust(
     return EXIT_PASSED if summary["passed"] else EXIT_FAILED
 
 
+def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, str], web: tuple[str, int]) -> int:
+    """Locust with its web UI: the user starts and stops tests on the page, as often as they like.
+
+    The Locust process writes each test's run folder (``OUT``, then ``OUT-2``...) with its report
+    when the test stops; this process waits for Ctrl-C, then judges the last test by its gates.
+    """
+    host = f"[{web[0]}]" if ":" in web[0] else web[0]
+    with open(out_dir / "locust.log", "w", encoding="utf-8") as log, _Interrupt() as interrupt:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)  # noqa: S603
+        _say(f"  web UI: http://{host}:{web[1]}/ - start the test there; the Ticks, Reconnects, Rate limits,")
+        _say("  Ticket replay and Generator tabs show the collectors live. Each test writes its own run folder")
+        _say("  and report when it stops (Download Data tab). Press Ctrl-C here to quit.")
+        seen: set[Path] = set()
+        deadline: float | None = None
+        while proc.poll() is None:
+            time.sleep(0.5)
+            for folder in run_dirs(out_dir):
+                if folder not in seen and (folder / "report.html").exists():
+                    seen.add(folder)
+                    _say(f"  test finished: report {folder / 'report.html'}")
+            if interrupt.hit and deadline is None:
+                proc.send_signal(signal.SIGTERM)  # Locust stops a running test and writes its report
+                deadline = time.monotonic() + STOP_GRACE
+            if deadline is not None and time.monotonic() > deadline:
+                _say("loadtest: Locust did not stop in time; killing it")
+                proc.kill()
+                break
+        proc.wait(timeout=30)
+    folders = run_dirs(out_dir)
+    if not folders:
+        _say(f"loadtest: no test was started from the web UI; nothing to judge (see {out_dir / 'locust.log'})")
+        return EXIT_NOT_CARRIED_OUT
+    last = folders[-1]
+    summary_path = last / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    if "passed" not in summary:  # Locust died before it could judge the test: judge what it left
+        summary, _ = finish(last, scenario, incomplete=True)
+    results = [evaluate(g, flatten(summary), _windows(last, g.over)) for g in scenario.gates]
+    print_summary(summary, results, last)
+    if len(folders) > 1:
+        _say(f"({len(folders)} tests were run; this verdict is the last one's: {', '.join(map(str, folders))})")
+    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+
+
 def _abort_reason(scenario: Scenario, out_dir: Path, elapsed: float) -> str | None:
     gates = [g for g in scenario.gates if g.abort_on_fail and elapsed >= g.delay]
     if not gates:
@@ -212,24 +262,46 @@ def _windows(out_dir: Path, over: float | None) -> list[dict[str, Any]]:
     return windows
 
 
+def saved_scenario(folder: Path) -> Scenario:
+    """The scenario a run folder was made with: its copy of the file and the overrides given."""
+    from loadtest.scenario import load
+
+    overrides = [tuple(o) for o in json.loads((folder / OVERRIDES).read_text(encoding="utf-8"))]
+    return load(folder / SCENARIO_COPY, overrides)
+
+
+def save_scenario(folder: Path, source: Path, overrides: list[tuple[str, Any]]) -> None:
+    """Keep the scenario beside the run's data, so ``loadtest report`` judges it the same way later."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, folder / SCENARIO_COPY)
+    (folder / OVERRIDES).write_text(json.dumps(overrides), encoding="utf-8")
+
+
 def finish(
-    out_dir: Path, scenario: Scenario, *, incomplete: bool, aborted: str | None = None
+    out_dir: Path, scenario: Scenario | None, *, incomplete: bool, aborted: str | None = None
 ) -> tuple[dict[str, Any], list[GateResult]]:
-    """Summary, gates, findings, report and JUnit from the run folder alone (also for ``loadtest report``)."""
+    """Summary, gates, findings, report and JUnit from the run folder alone (also for ``loadtest report``
+    and for each test started from the web UI). Without a scenario (a plain ``locust -f`` run) there
+    are no gates, and the verdict only says whether the run was complete."""
     summary = analysis.summarise(out_dir)
-    summary["scenario"] = {
-        "name": scenario.name,
-        "description": scenario.description,
-        "file": scenario.path,
-        "users": scenario.users,
-        "duration_s": scenario.duration,
-        "workers": scenario.workers,
-        "defects": list(scenario.defects),
-    }
+    summary["scenario"] = (
+        {
+            "name": scenario.name,
+            "description": scenario.description,
+            "file": scenario.path,
+            "users": scenario.users,
+            "duration_s": scenario.duration,
+            "workers": scenario.workers,
+            "defects": list(scenario.defects),
+        }
+        if scenario is not None
+        else {"name": Path(out_dir).name, "description": "a plain Locust run", "file": None, "defects": []}
+    )
+    gates = scenario.gates if scenario is not None else ()
     metrics = flatten(summary)
     window_cache: dict[float, list[dict[str, Any]]] = {}
     results = []
-    for gate in scenario.gates:
+    for gate in gates:
         windows: list[dict[str, Any]] = []
         if gate.over:
             windows = window_cache.setdefault(gate.over, _windows(out_dir, gate.over))
@@ -240,7 +312,7 @@ def finish(
     summary["aborted"] = aborted
     summary["passed"] = all(r.passed for r in results) and not incomplete
     analysis.write_json(out_dir / "summary.json", summary)
-    write_junit(out_dir / "junit.xml", scenario.name, results, incomplete=incomplete)
+    write_junit(out_dir / "junit.xml", summary["scenario"]["name"], results, incomplete=incomplete)
     build_report(out_dir, summary)
     return summary, results
 

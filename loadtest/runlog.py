@@ -20,6 +20,37 @@ from loadtest.aggregates import Record
 AGGREGATES = "aggregates.jsonl"
 TARGET_METRICS = "target_metrics.jsonl"
 RUN_INFO = "run.json"
+MAX_RUNS = 10_000
+#: The scenario as run, kept in every run folder: ``loadtest report`` and the web UI judge by it.
+SCENARIO_COPY, OVERRIDES = "scenario.toml", "overrides.json"
+#: Set by ``loadtest run`` for Locust: the folder holding the scenario its web-UI runs are judged by.
+SCENARIO_ENV = "LOADTEST_SCENARIO_DIR"
+
+
+def run_dirs(base: str | os.PathLike[str]) -> list[Path]:
+    """The run folders of one ``loadtest run`` or Locust process: ``base`` for its first test, then
+    ``base-2``, ``base-3``... for each further test started from the web UI."""
+    base = Path(base)
+    found = [base] if (base / "data" / AGGREGATES).exists() else []
+    for n in range(2, MAX_RUNS):
+        candidate = base.with_name(f"{base.name}-{n}")
+        if not candidate.exists():
+            break
+        if (candidate / "data" / AGGREGATES).exists():
+            found.append(candidate)
+    return found
+
+
+def next_run_dir(base: str | os.PathLike[str]) -> Path:
+    """The first of ``base``, ``base-2``, ``base-3``... that holds no run data yet."""
+    base = Path(base)
+    if not (base / "data" / AGGREGATES).exists():
+        return base
+    for n in range(2, MAX_RUNS):
+        candidate = base.with_name(f"{base.name}-{n}")
+        if not (candidate / "data" / AGGREGATES).exists():
+            return candidate
+    raise RuntimeError(f"{base}: {MAX_RUNS} runs already; choose another output folder")
 
 
 class RunLog:

@@ -7,12 +7,15 @@ impossible value is a :class:`ScenarioError` that names the file, the key and wh
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from loadtest import adapters
+from loadtest.adapters import KINDS as ADAPTER_KINDS
 from loadtest.backend.config import DEFECTS
 from loadtest.backoff import KINDS as POLICY_KINDS
 from loadtest.backoff import PolicyError, ReconnectPolicy
@@ -20,7 +23,7 @@ from loadtest.gates import Gate, GateSyntaxError, parse
 from loadtest.protocol import ProtocolConfig
 from loadtest.settings import JOIN_MODES, PlayerSettings, ProbeSettings, SettingsError, Storm, expand_addresses
 
-PROTOCOL_KINDS = ("reference",)
+PROTOCOL_KINDS = ADAPTER_KINDS
 #: Options of the embedded reference backend a scenario may set: TOML key -> ``loadtest serve`` flag.
 BACKEND_OPTIONS = {
     "tick_rate": ("--tick-rate", float),
@@ -184,6 +187,14 @@ def _convert(value: Any, kind: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise TypeError(f"{value!r} is not a list of strings")
         return tuple(value)
+    if kind == "table":
+        if not isinstance(value, dict):
+            raise TypeError(f"{value!r} is not a table")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise TypeError("a table of plain values (no dates or times)") from None
+        return dict(value)
     if kind == "numbers":
         if not isinstance(value, list) or not all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in value
@@ -257,8 +268,17 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
 
     pr = top.sub("protocol")
     kind = pr.get("kind", "string", "reference", allowed=PROTOCOL_KINDS)
-    protocol_values = {k: pr.get(k, "string") for k in ProtocolConfig.field_names()}
-    protocol = ProtocolConfig(**{k: v for k, v in protocol_values.items() if v is not None})
+    adapter = adapters.get(kind)
+    protocol = ProtocolConfig()
+    protocol_options: dict[str, Any] = {}
+    if kind == "reference":
+        protocol_values = {k: pr.get(k, "string") for k in ProtocolConfig.field_names()}
+        protocol = ProtocolConfig(**{k: v for k, v in protocol_values.items() if v is not None})
+    for key, option in adapter.options.items():
+        value = pr.get(key, option.kind, option.default, allowed=option.allowed)
+        if value is None and option.required:
+            _missing(path, f"protocol.{key}")
+        protocol_options[key] = value
     pr.done()
 
     ld = top.sub("load")
@@ -368,8 +388,22 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
         "cors_origins": pb.get("cors_origins", "strings", None),
         "cors_refused_origins": pb.get("cors_refused_origins", "strings", None),
         "source_address": pb.get("source_address", "string", None),
+        "seat_hoarding": pb.get("seat_hoarding", "int", None, check=_between(0, 10_000)),
     }
+    for extra in ("seat_hoarding",):
+        if probes[extra] and extra not in adapter.probe_extras:
+            raise ScenarioError(
+                path, f"probes.{extra}", f"not supported by protocol kind {kind!r} (only by: {_supporting(extra)})"
+            )
     pb.done()
+
+    if not adapter.embedded_backend and target is None:
+        raise ScenarioError(
+            path,
+            "target.url",
+            f"required for protocol kind {kind!r}: the embedded backend speaks only the reference protocol "
+            "(or pass --target URL)",
+        )
 
     gates = _gates(path, raw.get("gates", []))
     top.used.add("gates")
@@ -381,9 +415,14 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
         settings = PlayerSettings(
             reconnect=reconnect,
             protocol=protocol,
+            protocol_kind=kind,
+            protocol_options=protocol_options,
             probes=probe_settings,
             storms=tuple(storms),
-            **{k: v for k, v in {**player, **ticks}.items() if v is not None},
+            **{
+                **adapter.implied_settings(protocol_options),
+                **{k: v for k, v in {**player, **ticks}.items() if v is not None},
+            },
         )
     except (SettingsError, PolicyError) as exc:
         raise ScenarioError(path, "", str(exc)) from None
@@ -417,6 +456,10 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
         gates=gates,
         protocol_kind=kind,
     )
+
+
+def _supporting(probe_setting: str) -> str:
+    return ", ".join(k for k in ADAPTER_KINDS if probe_setting in adapters.get(k).probe_extras)
 
 
 def _missing(path: str, key: str) -> Any:

@@ -87,6 +87,9 @@ class ProbeSettings:
     #: Source address for probe traffic, so probes and players do not share per-IP limits;
     #: "auto" uses 127.0.0.253 (replay) and 127.0.0.254 (rate limit) against a loopback target.
     source_address: str = "auto"
+    #: Seat reservations to ask for with one token after the rate-limit steps (0 = off): how many
+    #: seats one client can hold without playing. Only for backends whose adapter supports it.
+    seat_hoarding: int = 0
 
     def __post_init__(self) -> None:
         if self.replay_rate < 0 or self.replay_rate > 50:
@@ -104,6 +107,8 @@ class ProbeSettings:
             raise SettingsError("probes.rate_limit_steps: rates must be in (0, 1000] requests per second")
         if not 0.5 <= self.rate_limit_step_seconds <= 60:
             raise SettingsError("probes.rate_limit_step_seconds: must be 0.5..60")
+        if not 0 <= self.seat_hoarding <= 10_000:
+            raise SettingsError("probes.seat_hoarding: must be 0..10000 reservations")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,9 @@ class PlayerSettings:
     honour_retry_after: bool = True
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    #: Which adapter speaks to the backend (loadtest.adapters) and its own options, as JSON values.
+    protocol_kind: str = "reference"
+    protocol_options: dict[str, Any] = field(default_factory=dict)
     # TLS and addressing
     ca_bundle: str | None = None
     insecure: bool = False

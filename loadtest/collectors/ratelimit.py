@@ -7,6 +7,8 @@ is compared with the Retry-After it was given.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from loadtest.aggregates import Aggregator
 
@@ -62,3 +64,33 @@ class RateLimitProbeCollector:
 
     def step_seconds(self, endpoint: str, rate: float, seconds: float) -> None:
         self.agg.count(f"probe:{endpoint}:{rate:g}:seconds", seconds)
+
+    def hoarding(self, endpoint: str, asked: int, granted: int, rooms: int, refused: str | None) -> None:
+        """Seat hoarding: reservations one token asked for and got (in how many rooms), and what
+        stopped it (None: nothing did)."""
+        b = self.agg.bucket()
+        b.counts[f"hoard:{endpoint}:asked"] += asked
+        b.counts[f"hoard:{endpoint}:granted"] += granted
+        b.counts[f"hoard:{endpoint}:rooms"] += rooms
+        if refused is not None:
+            b.counts[f"hoard:{endpoint}:refused_{refused}"] += 1
+
+
+def seat_hoarding(counts: Mapping[str, float]) -> dict[str, Any] | None:
+    """The seat-hoarding probe's result from a run's counts, or None if it did not run."""
+    fields: dict[str, float] = {}
+    endpoint = ""
+    for key, value in counts.items():
+        if key.startswith("hoard:"):
+            _, endpoint, name = key.split(":", 2)
+            fields[name] = fields.get(name, 0) + value
+    if not fields:
+        return None
+    refused = sorted(name[len("refused_") :] for name in fields if name.startswith("refused_"))
+    return {
+        "endpoint": endpoint,
+        "asked": int(fields.get("asked", 0)),
+        "granted": int(fields.get("granted", 0)),
+        "rooms": int(fields.get("rooms", 0)),
+        "stopped_by": refused[0] if refused else None,
+    }

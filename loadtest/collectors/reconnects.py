@@ -47,6 +47,16 @@ class ReconnectCollector:
         b.observe("recovery_ms", max(1.0, (time.monotonic() - recovery.started) * 1000))
         b.observe("attempts_count", max(1, recovery.attempts))
 
+    def resumed(self) -> None:
+        """A dropped session came back with the server's resume credential (no new matchmaking)."""
+        self.agg.count("resumed")
+
+    def resume_refused(self, reason: str) -> None:
+        """The server refused the resume credential; the player matchmakes afresh."""
+        b = self.agg.bucket()
+        b.counts["resume_refused"] += 1
+        b.counts[f"resume_refused:{reason}"] += 1
+
     def gave_up(self, recovery: Recovery) -> None:
         self.agg.count("gave_up")
 

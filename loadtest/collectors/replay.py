@@ -17,6 +17,8 @@ KINDS = (
     "jwt_bad_signature",
     "jwt_expired",
     "jwt_wrong_audience",
+    # Backends that hand out a resume credential (Colyseus reconnection tokens): reuse a used one.
+    "reconnect_token_reuse",
 )
 
 

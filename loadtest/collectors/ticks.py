@@ -14,7 +14,7 @@ Runs on the WebSocket engine's thread only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from loadtest.aggregates import Aggregator, Bucket, percentile
@@ -126,6 +126,41 @@ class TickCollector:
             if sent is not None and sent[0] == ack:
                 bucket.observe("input_rtt_us", (now - sent[1]) * 1e6)
 
+    def on_patch(self, s: SessionTicks, now: float, second: int, interval: float | None) -> None:
+        """A state update without the server's numbers (a Colyseus patch), received at ``now``.
+
+        Without a server tick counter or clock the only honest measure is the client's: the rate
+        is arrivals over receive time, jitter is the inter-arrival time's distance from
+        ``interval``, and a silence longer than 1.5 intervals counts the patches that fit in it as
+        missed. There is no lag: nothing says when the server sent it.
+        """
+        bucket = self.agg.bucket(second)
+        counts = bucket.counts
+        counts["ticks"] += 1
+        counts["messages"] += 1
+        if s.received and interval:
+            gap = now - s.last_recv
+            bucket.observe("jitter_us", abs(gap - interval) * 1e6)
+            if gap > 1.5 * interval:
+                counts["missed"] += round(gap / interval) - 1
+        s.received += 1
+        s.last_tick, s.last_ts, s.last_recv = s.received, now, now
+        if s.w_count == 0:
+            s.w_first_tick, s.w_first_ts = s.received, now
+        s.w_last_tick, s.w_last_ts = s.received, now
+        s.w_count += 1
+
+    def on_ack(self, s: SessionTicks, ack: int, now: float, second: int) -> None:
+        """A message that only acknowledges input ``ack`` (a PING answer): one round trip."""
+        bucket = self.agg.bucket(second)
+        bucket.counts["messages"] += 1
+        inputs = s._inputs
+        sent = None
+        while inputs and inputs[0][0] <= ack:
+            sent = inputs.popleft()
+        if sent is not None and sent[0] == ack:
+            bucket.observe("input_rtt_us", (now - sent[1]) * 1e6)
+
     def roll(self, second: int, connected: int) -> None:
         """Close second ``second`` for every session: its server rate and arrival count."""
         bucket = self.agg.bucket(second)
@@ -163,24 +198,23 @@ class TickSecond:
     lag_p99_ms: float | None
 
 
-def per_second(buckets: dict[int, Bucket]) -> list[TickSecond]:
-    rows = []
-    for second in sorted(buckets):
-        b = buckets[second]
-        rate = b.hists.get("tick_rate_centihz")
-        lag = b.hists.get("lag_us")
-        rows.append(
-            TickSecond(
-                second,
-                _hz(percentile(rate, 50)),
-                _hz(percentile(rate, 5)),
-                _hz(percentile(rate, 0)),
-                int(b.counts.get("connected", 0)),
-                int(b.counts.get("missed", 0)),
-                None if percentile(lag, 99) is None else percentile(lag, 99) / 1000,
-            )
-        )
-    return rows
+def per_second(buckets: Mapping[int, Bucket]) -> list[TickSecond]:
+    return [row(second, buckets[second]) for second in sorted(buckets)]
+
+
+def row(second: int, b: Bucket) -> TickSecond:
+    """One second's tick figures, merged across workers (the report's and the live view's row)."""
+    rate = b.hists.get("tick_rate_centihz")
+    lag_p99 = percentile(b.hists.get("lag_us"), 99)
+    return TickSecond(
+        second,
+        _hz(percentile(rate, 50)),
+        _hz(percentile(rate, 5)),
+        _hz(percentile(rate, 0)),
+        int(b.counts.get("connected", 0)),
+        int(b.counts.get("missed", 0)),
+        None if lag_p99 is None else lag_p99 / 1000,
+    )
 
 
 def _hz(centihz: float | None) -> float | None:

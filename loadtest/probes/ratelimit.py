@@ -30,12 +30,16 @@ class RateLimitProbe:
         self.protocol = protocol
         self.collector = collector
         self.http = probe_session(settings, probe_source(host, settings.probes.source_address, "127.0.0.254"))
-        self.endpoint = settings.probes.rate_limit_endpoint or protocol.config.token_path
+        # The setting names a step of the flow ("/request_token" or "/join"); the path probed is
+        # the protocol's, which differs on other backends (Colyseus: /matchmake/<method>/<room>).
+        role = settings.probes.rate_limit_endpoint or "/request_token"
+        self.joins = role in ("/join", protocol.config.join_path)
+        self.endpoint = protocol.config.join_path if self.joins else protocol.config.token_path
         self._headers: dict[str, str] = {}
 
     def run(self) -> None:
         probes = self.settings.probes
-        if self.endpoint == self.protocol.config.join_path:
+        if self.joins:
             try:
                 self._headers = self.protocol.auth_headers(self._token())
             except (OSError, ProtocolError) as exc:
@@ -53,7 +57,7 @@ class RateLimitProbe:
         return self.protocol.parse_token(json_or_none(r)).token
 
     def _fire(self, rate: float) -> None:
-        if self.endpoint == self.protocol.config.join_path:
+        if self.joins:
             path, body = self.protocol.join_request("quick")
         else:
             path, body = self.protocol.token_request("rate-probe")

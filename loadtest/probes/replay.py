@@ -11,7 +11,8 @@ Each kind is one small attack a cheater or a buggy client makes for real:
 - ``jwt_bad_signature``: ``/join`` with the real token, signature altered;
 - ``jwt_expired``: ``/join`` with an expired token (signed with ``LOADTEST_JWT_SECRET`` when given,
   else a real token waited out if it expires soon enough);
-- ``jwt_wrong_audience``: ``/join`` with a token for another audience (needs the secret).
+- ``jwt_wrong_audience``: ``/join`` with a token for another audience (needs the secret);
+- ``reconnect_token_reuse``: only where the backend's adapter supports it (Colyseus).
 
 A correct backend rejects every one; each acceptance is a finding.
 """
@@ -48,6 +49,9 @@ class _Skip(Exception):
 
 
 class ReplayProbe:
+    #: The kinds this probe can carry out against its backend; an adapter's probe adds its own.
+    supported: tuple[str, ...] = tuple(k for k in KINDS if k != "reconnect_token_reuse")
+
     def __init__(
         self,
         host: str,
@@ -64,7 +68,7 @@ class ReplayProbe:
         self.source = probe_source(host, settings.probes.source_address, "127.0.0.253")
         self.http = probe_session(settings, self.source)
         self.target = WsTarget.from_host(host, settings)
-        kinds = settings.probes.replay_kinds or KINDS
+        kinds = settings.probes.replay_kinds or self.supported
         unknown = sorted(set(kinds) - set(KINDS))
         if unknown:
             raise ValueError(f"unknown replay kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
@@ -83,6 +87,8 @@ class ReplayProbe:
     def probe(self, kind: str) -> bool | None:
         """Run one probe of ``kind``; True if the attack was accepted, None if it could not run."""
         try:
+            if kind not in self.supported:
+                raise _Skip("not_supported")
             accepted = getattr(self, kind)()
         except _Skip as skip:
             self.collector.skipped(kind, skip.why)
