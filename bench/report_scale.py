@@ -3,8 +3,9 @@
 A report is built after every run and again by ``loadtest report``; a one-hour soak must not take
 minutes or gigabytes to read. This writes a run folder whose log has the shape a real run leaves
 (4 workers of 250 players, every collector every second, a reconnect storm every 10 minutes with
-429s and recoveries), then builds it in a child process, timing ``analysis.summarise`` and
-``report.build_report`` and reading the child's peak RSS.
+429s and recoveries), then builds it in a child process as ``loadtest run`` does, timing the one
+pass over the log that gives the summary and the report's tables (``series.read``), then
+``report.build_report``, and reading the child's peak RSS.
 
     .venv/bin/python bench/report_scale.py           # 1 h x 1,000 users
     .venv/bin/python bench/report_scale.py --quick   # 10 min x 1,000 users (< 60 s)
@@ -192,8 +193,9 @@ def synthesise(run_dir: Path, seconds: int, users: int, seed: int = 1) -> int:
 
 
 def build(run_dir: Path, profile: bool) -> dict[str, Any]:
-    """In this (child) process: summarise, then build the report; times and peak RSS after each."""
-    from loadtest import analysis
+    """In this (child) process, as ``loadtest run`` finishes a run: one pass over the log gives the
+    summary and the report's tables, then the report is drawn; times and peak RSS after each."""
+    from loadtest import analysis, series
     from loadtest.report import build_report
 
     profiler = None
@@ -203,10 +205,11 @@ def build(run_dir: Path, profile: bool) -> dict[str, Any]:
         profiler = Profiler()
         profiler.start()
     t0 = time.perf_counter()
-    summary = analysis.summarise(run_dir)
+    run = series.read(run_dir)
+    summary = analysis.summarise_reduction(run[0], run_dir)
     t1 = time.perf_counter()
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    build_report(run_dir, summary)
+    build_report(run_dir, summary, run)
     t2 = time.perf_counter()
     rss2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if profiler is not None:

@@ -32,6 +32,7 @@ from matplotlib.ticker import MaxNLocator
 
 from loadtest import series
 from loadtest.aggregates import percentile
+from loadtest.analysis import Reduction
 from loadtest.collectors import http, reconnects, sessions
 
 # The report is drawn headless (CI, a server); pyplot is never imported here, and whoever imports
@@ -76,22 +77,29 @@ class Chart:
     png: str  # base64
 
 
-def build_report(run_dir: str | os.PathLike[str], summary: Mapping[str, Any]) -> Path:
+def build_report(
+    run_dir: str | os.PathLike[str],
+    summary: Mapping[str, Any],
+    run: tuple[Reduction, dict[str, pd.DataFrame], int | None] | None = None,
+) -> Path:
     """Write ``<run_dir>/report.html`` and ``<run_dir>/data/<frame>.csv``; returns the report's path.
 
-    Reads the log lazily (:func:`loadtest.series.open_log`) so a one-hour run does not hold an hour
-    of decoded histograms; the summary is taken as given, so gates and findings added by the
-    caller appear exactly as judged.
+    ``run`` is :func:`loadtest.series.read` of the folder when the caller already has it (the
+    summary came from the same pass); otherwise the log is read here, lazily, so a one-hour run
+    does not hold an hour of decoded histograms. The summary is taken as given, so gates and
+    findings added by the caller appear exactly as judged.
     """
     run_dir = Path(run_dir)
-    with series.open_log(run_dir) as data:
-        frames = series.frames(data)
-        t0 = series.first_second(data)
-        totals = {
-            http.NAME: series.merged(data.get(http.NAME, {}), lambda n: n.startswith("latency:")),
-            sessions.NAME: series.merged(data.get(sessions.NAME, {}), lambda n: n == "connect_us"),
-            reconnects.NAME: series.merged(data.get(reconnects.NAME, {}), lambda n: n == "recovery_ms"),
-        }
+    reduction, frames, t0 = run if run is not None else series.read(run_dir)
+
+    def hists(collector: str, keep: Callable[[str], bool]) -> dict[str, Any]:
+        return {name: h for name, h in reduction.total(collector).hists.items() if keep(name)}
+
+    totals = {
+        http.NAME: hists(http.NAME, lambda n: n.startswith("latency:")),
+        sessions.NAME: hists(sessions.NAME, lambda n: n == "connect_us"),
+        reconnects.NAME: hists(reconnects.NAME, lambda n: n == "recovery_ms"),
+    }
     series.export_csv(frames, run_dir / "data")
     context = _context(summary, frames, totals, t0)
     html = _environment().get_template(REPORT).render(**context)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtest import analysis
+from loadtest import analysis, series
 from loadtest.backend.process import BackendProcess, BackendStartError
 from loadtest.findings import findings
 from loadtest.gates import GateResult, evaluate, flatten
@@ -283,7 +283,8 @@ def finish(
     """Summary, gates, findings, report and JUnit from the run folder alone (also for ``loadtest report``
     and for each test started from the web UI). Without a scenario (a plain ``locust -f`` run) there
     are no gates, and the verdict only says whether the run was complete."""
-    summary = analysis.summarise(out_dir)
+    run = series.read(out_dir)  # one pass over the log feeds both the summary and the report
+    summary = analysis.summarise_reduction(run[0], out_dir)
     summary["scenario"] = (
         {
             "name": scenario.name,
@@ -313,7 +314,7 @@ def finish(
     summary["passed"] = all(r.passed for r in results) and not incomplete
     analysis.write_json(out_dir / "summary.json", summary)
     write_junit(out_dir / "junit.xml", summary["scenario"]["name"], results, incomplete=incomplete)
-    build_report(out_dir, summary)
+    build_report(out_dir, summary, run)
     return summary, results
 
 

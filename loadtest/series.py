@@ -26,6 +26,7 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from loadtest.aggregates import Bucket, Record, hist_unit, new_histogram, percentile
+from loadtest.analysis import Reduction
 from loadtest.collectors import generator, http, ratelimit, reconnects, replay, sessions, ticks
 from loadtest.runlog import AGGREGATES
 
@@ -176,13 +177,18 @@ def first_second(data: Data) -> int | None:
     return min((min(seconds) for seconds in data.values() if seconds), default=None)
 
 
-def frames(data: Data) -> dict[str, pd.DataFrame]:
+def frames(data: Data, reduction: Reduction | None = None) -> dict[str, pd.DataFrame]:
     """One frame per concern (see :data:`NAMES`); a collector that recorded nothing gives an empty
-    frame with the same columns, so readers and the CSV header never depend on what ran."""
+    frame with the same columns, so readers and the CSV header never depend on what ran.
+
+    With a ``reduction``, every second is also fed to it as the frames read it, so the summary
+    and the report come from one pass over the log and each histogram is decoded once."""
+    if reduction is not None:
+        data = {name: _Feeding(name, seconds, reduction) for name, seconds in data.items()}
     t0 = first_second(data)
     gen = _generator(data.get(generator.NAME, {}), t0)
     saturated = set(gen.index[gen["saturated"]]) if len(gen) else set()
-    return {
+    out = {
         "ticks": _ticks(data.get(ticks.NAME, {}), t0, saturated),
         "http": _http(data.get(http.NAME, {}), t0),
         "sessions": _sessions(data.get(sessions.NAME, {}), t0),
@@ -191,6 +197,50 @@ def frames(data: Data) -> dict[str, pd.DataFrame]:
         "generator": gen,
         "replay": _replay(data.get(replay.NAME, {}), t0),
     }
+    if reduction is not None:
+        for seconds in data.values():
+            seconds.feed_rest()  # type: ignore[attr-defined]  # collectors no frame reads (cors)
+    return out
+
+
+class _Feeding(Mapping[int, Bucket]):
+    """A collector's seconds that, as a frame reads them (in order, once each), are decoded once and
+    also folded into a :class:`~loadtest.analysis.Reduction`."""
+
+    def __init__(self, collector: str, seconds: Mapping[int, Bucket], reduction: Reduction) -> None:
+        self._collector = collector
+        self._seconds = seconds
+        self._reduction = reduction
+        self._fed: set[int] = set()
+
+    def __getitem__(self, second: int) -> Bucket:
+        bucket = self._seconds[second]
+        if not isinstance(bucket.hists, dict):
+            bucket = Bucket(bucket.counts, dict(bucket.hists.items()))
+        if second not in self._fed:
+            self._fed.add(second)
+            self._reduction.add(self._collector, second, bucket)
+        return bucket
+
+    def feed_rest(self) -> None:
+        for second in sorted(set(self._seconds) - self._fed):
+            self[second]  # reading a second feeds it
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._seconds)
+
+    def __len__(self) -> int:
+        return len(self._seconds)
+
+
+def read(run_dir: str | os.PathLike[str]) -> tuple[Reduction, dict[str, pd.DataFrame], int | None]:
+    """The run's reduction (for the summary), frames (for the report and CSVs) and first second,
+    from one pass over its log."""
+    reduction = Reduction()
+    with open_log(run_dir) as data:
+        out = frames(data, reduction)
+        t0 = first_second(data)
+    return reduction, out, t0
 
 
 def export_csv(frames: Mapping[str, pd.DataFrame], data_dir: str | os.PathLike[str]) -> list[Path]:
@@ -416,4 +466,4 @@ def _replay(buckets: Mapping[int, Bucket], t0: int | None) -> pd.DataFrame:
     return _ints(frame, fields.values())
 
 
-__all__ = ["NAMES", "LazySeconds", "export_csv", "first_second", "frames", "merged", "open_log"]
+__all__ = ["NAMES", "LazySeconds", "export_csv", "first_second", "frames", "merged", "open_log", "read"]

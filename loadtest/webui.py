@@ -192,36 +192,30 @@ def ticks_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, 
     return rows
 
 
+def _recovery_row(scope: str, r: dict[str, Any], detail: str) -> dict[str, Any]:
+    return {
+        "scope": scope,
+        "dropped": r["dropped"],
+        "recovered": r["recovered"],
+        "ratio": _pct(r["recovered_ratio"]),
+        "p50": _num(r["recovery_p50_s"], 3),
+        "p95": _num(r["recovery_p95_s"], 3),
+        "max": _num(r["recovery_max_s"], 3),
+        "gaveup": r["gave_up"],
+        "detail": detail,
+    }
+
+
 def reconnect_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, Any]]:
     rc = summary["reconnect"]
-    rows = [
-        {
-            "scope": "whole run",
-            "dropped": rc["dropped"],
-            "recovered": rc["recovered"],
-            "ratio": _pct(rc["recovered_ratio"]),
-            "p50": _num(rc["recovery_p50_s"], 3),
-            "p95": _num(rc["recovery_p95_s"], 3),
-            "max": _num(rc["recovery_max_s"], 3),
-            "gaveup": rc["gave_up"],
-            "detail": f"{rc['storms']} storm(s), {rc['attempts']} attempts, {rc['limited']} met a 429"
-            + (f", {RED} {rc['storms_failed']} storm(s) not carried out" if rc["storms_failed"] else ""),
-        }
-    ]
+    detail = f"{rc['storms']} storm(s), {rc['attempts']} attempts, {rc['limited']} met a 429"
+    if rc.get("resumed") or rc.get("resume_refused"):
+        detail += f", {rc['resumed']} resumed with a reconnection token ({rc['resume_refused']} refused)"
+    if rc["storms_failed"]:
+        detail += f", {RED} {rc['storms_failed']} storm(s) not carried out"
+    rows = [_recovery_row("whole run", rc, detail)]
     for storm in rc["by_storm"]:
-        rows.append(
-            {
-                "scope": f"storm at t={storm['at_s']}s",
-                "dropped": storm["dropped"],
-                "recovered": storm["recovered"],
-                "ratio": _pct(storm["recovered_ratio"]),
-                "p50": _num(storm["recovery_p50_s"], 3),
-                "p95": _num(storm["recovery_p95_s"], 3),
-                "max": _num(storm["recovery_max_s"], 3),
-                "gaveup": storm["gave_up"],
-                "detail": ", ".join(storm["sides"]) + " side",
-            }
-        )
+        rows.append(_recovery_row(f"storm at t={storm['at_s']}s", storm, ", ".join(storm["sides"]) + " side"))
     return rows
 
 

@@ -44,6 +44,21 @@ class Meter:
             b = self.seconds[second] = [0, 0, new_lag()]
         return b
 
+    def message(self, raw: str | bytes, last: int) -> int:
+        """Meter one received message as a baseline user would: parse it, count it, and record its
+        lag and any gap in tick numbers. Returns the last tick number seen."""
+        now = time.time()
+        msg = json.loads(raw)
+        if msg.get("type") != "tick":
+            return last
+        tick, ts = msg["tick"], msg["ts"]
+        b = self.bucket(int(now))
+        b[0] += 1
+        if last >= 0 and tick - last > 1:
+            b[1] += tick - last - 1
+        b[2].record_value(min(600_000_000, max(1, int((now - ts) * 1e6))))
+        return tick
+
     def error(self, text: str) -> None:
         if len(self.errors) < 20:
             self.errors.append(text[:300])

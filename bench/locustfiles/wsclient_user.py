@@ -7,9 +7,6 @@ that has data buffered cannot starve every other greenlet, and the socket closed
 
 from __future__ import annotations
 
-import json
-import time
-
 import gevent
 import websocket
 from _meter import METER, URL
@@ -38,17 +35,7 @@ class WebSocketClientUser(User):
         try:
             while True:
                 raw = ws.recv()
-                now = time.time()
-                msg = json.loads(raw)
-                if msg.get("type") != "tick":
-                    continue
-                tick, ts = msg["tick"], msg["ts"]
-                b = METER.bucket(int(now))
-                b[0] += 1
-                if last >= 0 and tick - last > 1:
-                    b[1] += tick - last - 1
-                last = tick
-                b[2].record_value(min(600_000_000, max(1, int((now - ts) * 1e6))))
+                last = METER.message(raw, last)
                 n += 1
                 if n % 20 == 0:
                     gevent.sleep(0)

@@ -6,9 +6,6 @@ a greenlet. Closed in ``on_stop`` with a bounded close timeout.
 
 from __future__ import annotations
 
-import json
-import time
-
 import gevent
 from _meter import METER, URL
 from locust import User, constant, task
@@ -35,17 +32,7 @@ class WebsocketsSyncUser(User):
         last = -1
         try:
             for raw in ws:
-                now = time.time()
-                msg = json.loads(raw)
-                if msg.get("type") != "tick":
-                    continue
-                tick, ts = msg["tick"], msg["ts"]
-                b = METER.bucket(int(now))
-                b[0] += 1
-                if last >= 0 and tick - last > 1:
-                    b[1] += tick - last - 1
-                last = tick
-                b[2].record_value(min(600_000_000, max(1, int((now - ts) * 1e6))))
+                last = METER.message(raw, last)
         except ConnectionClosed as exc:
             if self.ws is not None:
                 METER.error(f"reader: {exc!r}")
