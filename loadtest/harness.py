@@ -98,6 +98,7 @@ class Harness:
         self.current_run: str | None = None
         self.finished_runs: list[str] = []
         self._finisher: gevent.Greenlet | None = None
+        self._finishing = False
         environment.events.request.add_listener(self.http.on_request)
         environment.events.test_start.add_listener(self._on_test_start)
         environment.events.test_stopping.add_listener(self._on_test_stopping)
@@ -329,6 +330,7 @@ class Harness:
         runlog, self.runlog = self.runlog, None
         if runlog is None:
             return
+        self._finishing = True
         self._scrape_into(runlog, "end")
         runlog.close()
         try:
@@ -342,17 +344,20 @@ class Harness:
             self.finished_runs.append(str(runlog.out_dir))
             self.live = None
             self.current_run = None
+            self._finishing = False
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         if self._engine is not None:
             self._on_test_stop(environment)
         if self.web:
-            if self._finisher is not None:
-                self._finisher.kill(block=True)  # finish now, not after the delay
+            if self._finisher is not None and not self._finishing:
+                self._finisher.kill(block=True)  # not begun: finish now rather than after the delay
                 self._finisher = None
+            self._join_finisher()  # begun: let it end (killing it mid-way would lose the report)
             if self.runlog is not None:
                 self._ship(final=True)
-                self._finish_run(environment.runner.state not in ("stopped", "ready"))
+                # A quit ends the test the way the Stop button does (Locust stops it first).
+                self._finish_run(False)
             return
         self._ship(final=True)
         if self.runlog is not None:
