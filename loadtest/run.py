@@ -222,9 +222,16 @@ def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, s
     last = folders[-1]
     summary_path = last / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
-    if "passed" not in summary:  # Locust died before it could judge the test: judge what it left
-        summary, _ = finish(last, scenario, incomplete=True)
-    results = [evaluate(g, flatten(summary), _windows(last, g.over)) for g in scenario.gates]
+    if "passed" in summary:
+        # The master judged the test when it stopped: print its verdicts, not a second judging.
+        judged = {g["name"]: g for g in summary.get("gates", [])}
+        results = [
+            GateResult(g, judged[g.name]["value"], judged[g.name]["passed"], judged[g.name]["message"])
+            for g in scenario.gates
+            if g.name in judged
+        ]
+    else:  # Locust died before it could judge the test: judge what it left
+        summary, results = finish(last, scenario, incomplete=True)
     print_summary(summary, results, last)
     if len(folders) > 1:
         _say(f"({len(folders)} tests were run; this verdict is the last one's: {', '.join(map(str, folders))})")
