@@ -29,8 +29,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import machine, say, table, verdict, write_json
-from loadtest.aggregates import Record, new_histogram
-from loadtest.runlog import AGGREGATES, RUN_INFO, TARGET_METRICS
+from loadtest.collectors.aggregates import Record, new_histogram
+from loadtest.results.runfolder import AGGREGATES, RUN_INFO, TARGET_METRICS
 
 TIME_TARGET_S = 10.0
 RSS_TARGET_MB = 500.0
@@ -54,7 +54,7 @@ def _pool(rng: random.Random, unit: str, draw: Any, samples: int = 1500) -> list
 
 def synthesise(run_dir: Path, seconds: int, users: int, seed: int = 1) -> int:
     """Write ``run.json`` and ``data/aggregates.jsonl``; returns the number of records."""
-    from loadtest.settings import PlayerSettings
+    from loadtest.config.settings import PlayerSettings
 
     rng = random.Random(seed)
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -195,8 +195,9 @@ def synthesise(run_dir: Path, seconds: int, users: int, seed: int = 1) -> int:
 def build(run_dir: Path, profile: bool) -> dict[str, Any]:
     """In this (child) process, as ``loadtest run`` finishes a run: one pass over the log gives the
     summary and the report's tables, then the report is drawn; times and peak RSS after each."""
-    from loadtest import analysis, series
-    from loadtest.report import build_report
+    from loadtest.results import frames as series
+    from loadtest.results import summary as analysis
+    from loadtest.results.report import build_report
 
     profiler = None
     if profile:

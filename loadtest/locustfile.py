@@ -7,9 +7,9 @@ drives the users instead of ``-u``/``-r``.
 
 from locust import LoadTestShape
 
-import loadtest.plugin  # noqa: F401 - registers the --lt-* options and the harness
-from loadtest.player import GamePlayer
-from loadtest.settings import PlayerSettings
+import loadtest.runtime.plugin  # noqa: F401 - registers the --lt-* options and the harness
+from loadtest.config.settings import PlayerSettings
+from loadtest.runtime.player import GamePlayer
 
 __all__ = ["GamePlayer"]
 

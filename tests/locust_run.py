@@ -63,7 +63,17 @@ def locust_command(
         str(out_dir),
         "--only-summary",
         *extra,
+        *(_master_port() if "--processes" in extra else ()),
     ]
+
+
+def _master_port() -> tuple[str, ...]:
+    """Local workers reach their master on a port free for this run, so runs side by side never meet."""
+    from loadtest.cli.run import free_loopback_port
+
+    port = str(free_loopback_port())
+    bind = ("--master-bind-host", "127.0.0.1", "--master-bind-port", port)
+    return (*bind, "--master-host", "127.0.0.1", "--master-port", port)
 
 
 def run_locust(

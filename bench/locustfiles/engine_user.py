@@ -1,4 +1,4 @@
-"""Our engine: every session of the process on one asyncio loop in a real OS thread (loadtest.engine).
+"""Our engine: every session of the process on one asyncio loop in a real OS thread (loadtest.runtime.engine).
 
 Uses the engine as the harness does, minus the HTTP login and join (the tick source needs no
 ticket): one :class:`WebSocketEngine` per process, a :class:`SessionHandle` per Locust user.
@@ -14,9 +14,9 @@ from _meter import METER, URL
 from locust import User, constant, events, task
 from locust.env import Environment
 
+from loadtest.adapters.protocol import Protocol
 from loadtest.collectors.ticks import TickCollector
-from loadtest.engine import SessionSpec, WebSocketEngine
-from loadtest.protocol import Protocol
+from loadtest.runtime.engine import SessionSpec, WebSocketEngine
 
 _engine: WebSocketEngine | None = None
 _PARTS = urlsplit(URL)

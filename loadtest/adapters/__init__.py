@@ -1,7 +1,7 @@
 """Adapters: the backends the harness can speak to, by the ``kind`` a scenario's ``[protocol]`` names.
 
 An adapter is everything that differs from one backend to another and nothing else: the
-:class:`~loadtest.protocol.Protocol` that speaks its flow and frames, the replay and rate-limit
+:class:`~loadtest.adapters.protocol.Protocol` that speaks its flow and frames, the replay and rate-limit
 probes that make sense against it, and the options it reads from the scenario. Players,
 collectors, the engine, gates and reports are shared, so a number means the same thing on every
 backend. ``docs/adapters.md`` shows how to write one.
@@ -12,10 +12,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loadtest.protocol import Protocol
-from loadtest.settings import PlayerSettings
+from loadtest.adapters.protocol import Protocol
+
+if TYPE_CHECKING:  # settings read the adapters' option tables: import them the other way at run time
+    from loadtest.config.settings import PlayerSettings
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlencode
 import msgpack
 
 from loadtest.adapters import Adapter, Option
-from loadtest.protocol import (
+from loadtest.adapters.protocol import (
     ACK,
     OTHER,
     PATCH,
@@ -44,7 +44,7 @@ from loadtest.protocol import (
     ProtocolError,
     TokenGrant,
 )
-from loadtest.settings import PlayerSettings
+from loadtest.config.settings import PlayerSettings
 
 # Message codes (byte 0, low five bits).
 JOIN_ROOM, ERROR, LEAVE_ROOM, ROOM_DATA, ROOM_STATE, ROOM_STATE_PATCH, PING = 10, 11, 12, 13, 14, 15, 18

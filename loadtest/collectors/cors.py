@@ -7,7 +7,7 @@ allowed are each a finding, per origin and endpoint.
 
 from __future__ import annotations
 
-from loadtest.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator
 
 NAME = "cors"
 FINDINGS = (

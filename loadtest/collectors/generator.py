@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psutil
 
-from loadtest.aggregates import Aggregator, Bucket, percentile
+from loadtest.collectors.aggregates import Aggregator, Bucket, percentile
 
 NAME = "generator"
 CPU_SATURATED = 90.0  # percent of one core: the process is single-threaded for Python work

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator
 
 NAME = "http"
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from loadtest.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator
 
 NAME = "rate_limit"
 #: Scheduling slack: a retry this much earlier than Retry-After still counts as honoured.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from loadtest.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator
 
 NAME = "reconnect"
 

@@ -5,7 +5,7 @@ A correct backend rejects every kind; an ``accepted`` count above zero is a find
 
 from __future__ import annotations
 
-from loadtest.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator
 
 NAME = "replay"
 KINDS = (

@@ -6,7 +6,7 @@ is what a storm or a crash looks like from the client.
 
 from __future__ import annotations
 
-from loadtest.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator
 
 NAME = "sessions"
 

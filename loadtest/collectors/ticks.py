@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from loadtest.aggregates import Aggregator, Bucket, percentile
+from loadtest.collectors.aggregates import Aggregator, Bucket, percentile
 
 NAME = "ticks"
 #: Input send times kept per session for matching acks (a few seconds at 20 Hz).

@@ -24,10 +24,10 @@ from dataclasses import replace
 
 import gevent
 
+from loadtest.adapters.protocol import ProtocolError
 from loadtest.probes.http import TIMEOUT, json_or_none
 from loadtest.probes.ratelimit import RateLimitProbe
 from loadtest.probes.replay import ReplayProbe, _Skip
-from loadtest.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 #: Longest the hoarding phase runs, whatever the number asked for.

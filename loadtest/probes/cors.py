@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from loadtest.adapters.protocol import Protocol
 from loadtest.collectors.cors import CorsCollector
+from loadtest.config.settings import PlayerSettings
 from loadtest.probes.http import TIMEOUT, probe_session
-from loadtest.protocol import Protocol
-from loadtest.settings import PlayerSettings
 
 log = logging.getLogger(__name__)
 REQUEST_HEADERS = "authorization, content-type"

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from loadtest.settings import PlayerSettings
-from loadtest.target import SourceAddressAdapter
+from loadtest.config.settings import PlayerSettings
+from loadtest.runtime.target import SourceAddressAdapter
 
 TIMEOUT = 10.0
 

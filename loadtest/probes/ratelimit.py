@@ -13,10 +13,10 @@ import logging
 
 import gevent
 
+from loadtest.adapters.protocol import Protocol, ProtocolError
 from loadtest.collectors.ratelimit import RateLimitProbeCollector
+from loadtest.config.settings import PlayerSettings
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session, probe_source
-from loadtest.protocol import Protocol, ProtocolError
-from loadtest.settings import PlayerSettings
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ import gevent
 import gevent.pool
 import jwt
 
+from loadtest.adapters.protocol import JoinGrant, Protocol, ProtocolError
 from loadtest.collectors.replay import KINDS, ReplayCollector
-from loadtest.engine import ConnectOutcome, SessionHandle, WebSocketEngine
+from loadtest.config.settings import JWT_SECRET_ENV, PlayerSettings
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session, probe_source
-from loadtest.protocol import JoinGrant, Protocol, ProtocolError
-from loadtest.settings import JWT_SECRET_ENV, PlayerSettings
-from loadtest.target import WsTarget
+from loadtest.runtime.engine import ConnectOutcome, SessionHandle, WebSocketEngine
+from loadtest.runtime.target import WsTarget
 
 log = logging.getLogger(__name__)
 CONCURRENT = 16

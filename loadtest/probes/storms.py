@@ -14,8 +14,8 @@ from collections.abc import Callable
 import requests
 
 from loadtest.collectors.reconnects import ReconnectCollector
+from loadtest.config.settings import ADMIN_TOKEN_ENV, PlayerSettings, Storm
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session
-from loadtest.settings import ADMIN_TOKEN_ENV, PlayerSettings, Storm
 
 log = logging.getLogger(__name__)
 CHAOS_PATH = "/admin/api/chaos"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.adapters.colyseus import decode_error, join_token, room_data
-from loadtest.scenario import ScenarioError, load
+from loadtest.config.scenario import ScenarioError, load
 from tests.colyseus_target import ColyseusServer, TargetUnavailable
 from tests.locust_run import ROOT
 

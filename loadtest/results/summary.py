@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.aggregates import Bucket, merge_records, new_histogram, percentile, read_log
 from loadtest.collectors import cors, generator, http, ratelimit, reconnects, replay, sessions, ticks
-from loadtest.runlog import AGGREGATES, RUN_INFO, TARGET_METRICS
+from loadtest.collectors.aggregates import Bucket, merge_records, new_histogram, percentile, read_log
+from loadtest.results.runfolder import AGGREGATES, RUN_INFO, TARGET_METRICS
 
 SCHEMA_VERSION = 1
 
@@ -63,9 +63,9 @@ def summarise(
     """The run's numbers. ``nominal_hz`` and ``threshold`` default to the run's settings (run.json),
     then to the rate the server announced in its welcome messages and 90%.
 
-    The log is read one second at a time (:func:`loadtest.series.open_log`), so an hour-long run
+    The log is read one second at a time (:func:`loadtest.results.frames.open_log`), so an hour-long run
     costs its totals in memory, not an hour of decoded histograms."""
-    from loadtest.series import open_log
+    from loadtest.results.frames import open_log
 
     with open_log(run_dir) as data:
         reduction = Reduction.of(data)

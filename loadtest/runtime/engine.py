@@ -42,8 +42,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 
+from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError
 from loadtest.collectors.ticks import TickCollector
-from loadtest.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class ConnectOutcome:
     reason: str = ""  # refused_<status>, timeout, connection_error, tls_error, handshake_error, cancelled
     status: int | None = None
     body: Any = None
-    #: What the server handed out for resuming this session (see :class:`~loadtest.protocol.Opening`).
+    #: What the server handed out for resuming this session (see :class:`~loadtest.adapters.protocol.Opening`).
     resume: Any = None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from loadtest.gates import GateResult
+from loadtest.results.gates import GateResult
 
 
 def write_junit(path: Path, scenario: str, results: list[GateResult], *, incomplete: bool) -> None:

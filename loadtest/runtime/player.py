@@ -7,7 +7,7 @@ is retried after its Retry-After. HTTP goes through Locust's client so ``/reques
 ``/join`` show in Locust's own tables; at most ``max_http_in_flight`` requests are in flight per
 player, the rest wait in FIFO order.
 
-Extension points for other backends: pass a :class:`~loadtest.protocol.Protocol` subclass by
+Extension points for other backends: pass a :class:`~loadtest.adapters.protocol.Protocol` subclass by
 overriding :meth:`GamePlayer.make_protocol`, or override a flow step (:meth:`login`,
 :meth:`join`, :meth:`connect`). A backend that hands out a resume credential on joining (a
 Colyseus reconnection token) gets it back after a drop: the player first tries to resume with it
@@ -26,12 +26,12 @@ from gevent.lock import BoundedSemaphore
 from locust import HttpUser, task
 from locust.exception import StopUser
 
+from loadtest.adapters.protocol import JoinGrant, Protocol, ProtocolError, TokenGrant, decode_json
 from loadtest.collectors.ratelimit import RetryTracker
 from loadtest.collectors.reconnects import Recovery
-from loadtest.engine import SessionEnd, SessionHandle
-from loadtest.harness import Harness
-from loadtest.protocol import JoinGrant, Protocol, ProtocolError, TokenGrant, decode_json
-from loadtest.target import SourceAddressAdapter, WsTarget
+from loadtest.runtime.engine import SessionEnd, SessionHandle
+from loadtest.runtime.harness import Harness
+from loadtest.runtime.target import SourceAddressAdapter, WsTarget
 
 log = logging.getLogger(__name__)
 

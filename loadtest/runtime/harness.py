@@ -21,7 +21,8 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtest.aggregates import Record
+from loadtest.adapters.protocol import Protocol
+from loadtest.collectors.aggregates import Record
 from loadtest.collectors.cors import CorsCollector
 from loadtest.collectors.generator import GeneratorCollector
 from loadtest.collectors.http import HttpCollector
@@ -31,14 +32,13 @@ from loadtest.collectors.replay import ReplayCollector
 from loadtest.collectors.scraper import scrape
 from loadtest.collectors.sessions import SessionCollector
 from loadtest.collectors.ticks import TickCollector
-from loadtest.engine import WebSocketEngine
-from loadtest.livesummary import LiveSummary
-from loadtest.protocol import Protocol
-from loadtest.runlog import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, RunLog, next_run_dir
-from loadtest.settings import PlayerSettings
+from loadtest.config.settings import PlayerSettings
+from loadtest.results.livesummary import LiveSummary
+from loadtest.results.runfolder import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, RunLog, next_run_dir
+from loadtest.runtime.engine import WebSocketEngine
 
 if TYPE_CHECKING:
-    from loadtest.scenario import Scenario
+    from loadtest.config.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ class Harness:
         self._scrape_into(runlog, "end")
         runlog.close()
         try:
-            from loadtest.run import finish
+            from loadtest.cli.run import finish
 
             finish(runlog.out_dir, _scenario_for_web(), incomplete=incomplete)
             log.info("loadtest: report of this test written to %s", runlog.out_dir / "report.html")
@@ -363,7 +363,7 @@ class Harness:
         if self.runlog is not None:
             # Last, so the target's counters include everything every worker did.
             self._scrape("end")
-            from loadtest.analysis import write_summary
+            from loadtest.results.summary import write_summary
 
             self.runlog.close()
             try:
@@ -392,7 +392,7 @@ def _scenario_for_web() -> Scenario | None:
     folder = _scenario_dir()
     if folder is None:
         return None
-    from loadtest.run import saved_scenario
+    from loadtest.cli.run import saved_scenario
 
     try:
         return saved_scenario(folder)

@@ -2,7 +2,7 @@
 
 Records from every worker pass through here on their way to the log. A second stays open for a
 few seconds, because workers ship the same second at slightly different times, and is then
-folded into a :class:`~loadtest.analysis.Reduction`, the same structure the final summary is
+folded into a :class:`~loadtest.results.summary.Reduction`, the same structure the final summary is
 built from. The live view therefore shows what the report will say, and holds the run's totals
 and one small row per second, never an hour of histograms.
 """
@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from loadtest.aggregates import Bucket, Record
-from loadtest.analysis import Reduction, summarise_reduction
+from loadtest.collectors.aggregates import Bucket, Record
+from loadtest.results.summary import Reduction, summarise_reduction
 
 #: Seconds a second waits for the other workers' share before it is folded in.
 SETTLE_SECONDS = 3

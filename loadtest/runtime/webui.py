@@ -3,7 +3,7 @@
 Built only through Locust's extension points: ``template_args`` (``extended_tabs``,
 ``extended_tables``, ``extended_csv_files``), ``extended_stats`` added to the ``/stats/requests``
 payload the page polls every two seconds, and routes on ``web_ui.app``. Every number comes from
-the live summary (:mod:`loadtest.livesummary`), which is built like the final report's summary, so
+the live summary (:mod:`loadtest.results.livesummary`), which is built like the final report's summary, so
 the tabs and the report agree.
 
 Locust renders an extended tab as a plain table of text, so a cell cannot be coloured; a replay
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadtest.analysis import Reduction
+from loadtest.results.summary import Reduction
 
 log = logging.getLogger(__name__)
 

@@ -180,7 +180,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_scenario(name: str) -> Path:
-    from loadtest.scenario import bundled
+    from loadtest.config.scenario import bundled
 
     path = Path(name)
     if path.exists():
@@ -193,7 +193,7 @@ def resolve_scenario(name: str) -> Path:
 
 
 def _overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
-    from loadtest.scenario import parse_override
+    from loadtest.config.scenario import parse_override
 
     overrides = [parse_override(text) for text in args.set]
     for flag, key in (
@@ -212,8 +212,8 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from loadtest.run import default_out_dir, run, save_scenario
-    from loadtest.scenario import ScenarioError, load
+    from loadtest.cli.run import default_out_dir, run, save_scenario
+    from loadtest.config.scenario import ScenarioError, load
 
     try:
         path = resolve_scenario(args.scenario)
@@ -235,8 +235,8 @@ def _run_run(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from loadtest.run import finish, print_summary, saved_scenario
-    from loadtest.scenario import ScenarioError
+    from loadtest.cli.run import finish, print_summary, saved_scenario
+    from loadtest.config.scenario import ScenarioError
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "data" / "aggregates.jsonl").exists():
@@ -258,7 +258,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_scenarios(args: argparse.Namespace) -> int:
-    from loadtest.scenario import bundled, summary_line
+    from loadtest.config.scenario import bundled, summary_line
 
     paths = bundled()
     if not paths:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from loadtest.aggregates import Record
+from loadtest.collectors.aggregates import Record
 
 AGGREGATES = "aggregates.jsonl"
 TARGET_METRICS = "target_metrics.jsonl"

@@ -17,10 +17,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from loadtest import analysis, report, series
-from loadtest.aggregates import Aggregator
-from loadtest.report import build_report
-from loadtest.runlog import RunLog
+from loadtest.collectors.aggregates import Aggregator
+from loadtest.results import frames as series
+from loadtest.results import report
+from loadtest.results import summary as analysis
+from loadtest.results.report import build_report
+from loadtest.results.runfolder import RunLog
 
 T0 = 1_800_000_000
 SECONDS = 60
@@ -145,7 +147,7 @@ def _one_second(aggs: dict[str, Aggregator], w: int, i: int, s: int) -> None:
 
 def finish(summary: dict[str, Any], *, incomplete: bool = False, **extra: Any) -> dict[str, Any]:
     summary["incomplete"] = incomplete
-    # The shape loadtest.run.finish gives it.
+    # The shape loadtest.cli.run.finish gives it.
     summary["scenario"] = {"name": "storm <b>drill</b>", "users": 130, "duration_s": 60.0, "workers": 2, "defects": []}
     summary["gates"] = [
         {

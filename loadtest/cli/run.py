@@ -25,19 +25,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtest import analysis, series
 from loadtest.backend.process import BackendProcess, BackendStartError
-from loadtest.findings import findings
-from loadtest.gates import GateResult, evaluate, flatten
-from loadtest.junit import write_junit
-from loadtest.live import LiveLog
-from loadtest.report import build_report
-from loadtest.runlog import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, run_dirs
-from loadtest.scenario import Scenario
-from loadtest.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
+from loadtest.config.scenario import Scenario
+from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
+from loadtest.results import frames as series
+from loadtest.results import summary as analysis
+from loadtest.results.findings import findings
+from loadtest.results.gates import GateResult, evaluate, flatten
+from loadtest.results.junit import write_junit
+from loadtest.results.live import LiveLog
+from loadtest.results.report import build_report
+from loadtest.results.runfolder import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, run_dirs
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_CARRIED_OUT = 0, 1, 2, 3
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfile.py"
 #: asyncio reads into 256 KiB buffers; with glibc's defaults every read maps and unmaps memory
 #: (measured: 36% system CPU in the generator). These thresholds keep the buffers.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "16777216"}
@@ -58,6 +59,13 @@ def _reachable(url: str, timeout: float = 5.0) -> str | None:
             return None
     except OSError as exc:
         return f"{parts.hostname}:{port}: {exc.strerror or exc}"
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _say(text: str = "") -> None:
@@ -139,7 +147,11 @@ def _run_locust(
         cmd += ["--web-host", web[0], "--web-port", str(web[1])]
         env[SCENARIO_ENV] = str(out_dir)
     if scenario.workers > 1:
-        cmd += ["--processes", str(scenario.workers)]
+        # Master and its local workers talk over a loopback port free for this run: never Locust's
+        # fixed 5557 (another run, or another program, may hold it), never all interfaces.
+        port = str(free_loopback_port())
+        cmd += ["--processes", str(scenario.workers), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     users = f"{scenario.users} users" if not stages else f"{len(stages)} stages up to {max(s[1] for s in stages)} users"
     _say(f"  load: {users}, {duration:g} s, {scenario.workers} worker process(es); output: {out_dir}")
     if web is not None:
@@ -271,7 +283,7 @@ def _windows(out_dir: Path, over: float | None) -> list[dict[str, Any]]:
 
 def saved_scenario(folder: Path) -> Scenario:
     """The scenario a run folder was made with: its copy of the file and the overrides given."""
-    from loadtest.scenario import load
+    from loadtest.config.scenario import load
 
     overrides = [tuple(o) for o in json.loads((folder / OVERRIDES).read_text(encoding="utf-8"))]
     return load(folder / SCENARIO_COPY, overrides)

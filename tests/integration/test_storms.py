@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.analysis import load
 from loadtest.backend import BackendProcess
+from loadtest.results.summary import load
 from tests.conftest import GENEROUS_LIMITS
 from tests.locust_run import assert_clean, run_locust
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.scenario import ScenarioError, bundled, load, parse_override, seconds
+from loadtest.config.scenario import ScenarioError, bundled, load, parse_override, seconds
 
 BUNDLED = {"smoke", "lobby-rush", "tick-degradation", "reconnect-storm", "replay-attack", "rate-limit-probe", "soak"}
 MINIMAL = '[scenario]\nduration = "10s"\n'
@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_every_bundled_scenario_is_valid_and_documented() -> None:
     names = {p.stem for p in bundled()}
     assert names >= BUNDLED
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for path in bundled():
         scenario = load(path)
         assert scenario.gates, f"{path.name} declares gates"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from loadtest.aggregates import Bucket, Record, percentile
-from loadtest.runlog import AGGREGATES
+from loadtest.collectors.aggregates import Bucket, Record, percentile
+from loadtest.results.runfolder import AGGREGATES
 
 KEEP_SECONDS = 10
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.gates import GateSyntaxError, evaluate, flatten, parse
+from loadtest.results.gates import GateSyntaxError, evaluate, flatten, parse
 
 SUMMARY = {
     "tick": {"p5_hz": 57.5, "degradation": None},

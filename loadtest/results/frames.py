@@ -25,10 +25,10 @@ from typing import Any, BinaryIO
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from loadtest.aggregates import Bucket, Record, hist_unit, new_histogram, percentile
-from loadtest.analysis import Reduction
 from loadtest.collectors import generator, http, ratelimit, reconnects, replay, sessions, ticks
-from loadtest.runlog import AGGREGATES
+from loadtest.collectors.aggregates import Bucket, Record, hist_unit, new_histogram, percentile
+from loadtest.results.runfolder import AGGREGATES
+from loadtest.results.summary import Reduction
 
 INDEX = "t"
 TICKS = (
@@ -140,7 +140,7 @@ _HEAD = re.compile(rb'\{"c":("(?:[^"\\]|\\.)*"),"s":(-?\d+)[,}]')
 
 @contextmanager
 def open_log(run_dir: str | os.PathLike[str]) -> Iterator[dict[str, LazySeconds]]:
-    """The run's per-second data like :func:`loadtest.analysis.load`, but read on demand from disk.
+    """The run's per-second data like :func:`loadtest.results.summary.load`, but read on demand from disk.
 
     One pass indexes the log (collector, second -> line offsets) without decoding a histogram.
     """
@@ -205,7 +205,7 @@ def frames(data: Data, reduction: Reduction | None = None) -> dict[str, pd.DataF
 
 class _Feeding(Mapping[int, Bucket]):
     """A collector's seconds that, as a frame reads them (in order, once each), are decoded once and
-    also folded into a :class:`~loadtest.analysis.Reduction`."""
+    also folded into a :class:`~loadtest.results.summary.Reduction`."""
 
     def __init__(self, collector: str, seconds: Mapping[int, Bucket], reduction: Reduction) -> None:
         self._collector = collector

@@ -16,12 +16,12 @@ from typing import Any
 
 from loadtest import adapters
 from loadtest.adapters import KINDS as ADAPTER_KINDS
+from loadtest.adapters.protocol import ProtocolConfig
 from loadtest.backend.config import DEFECTS
-from loadtest.backoff import KINDS as POLICY_KINDS
-from loadtest.backoff import PolicyError, ReconnectPolicy
-from loadtest.gates import Gate, GateSyntaxError, parse
-from loadtest.protocol import ProtocolConfig
-from loadtest.settings import JOIN_MODES, PlayerSettings, ProbeSettings, SettingsError, Storm, expand_addresses
+from loadtest.config.settings import JOIN_MODES, PlayerSettings, ProbeSettings, SettingsError, Storm, expand_addresses
+from loadtest.results.gates import Gate, GateSyntaxError, parse
+from loadtest.runtime.backoff import KINDS as POLICY_KINDS
+from loadtest.runtime.backoff import PolicyError, ReconnectPolicy
 
 PROTOCOL_KINDS = ADAPTER_KINDS
 #: Options of the embedded reference backend a scenario may set: TOML key -> ``loadtest serve`` flag.
@@ -493,7 +493,7 @@ def _gates(path: str, items: Any) -> tuple[Gate, ...]:
 
 def bundled() -> list[Path]:
     """The scenarios shipped in ``scenarios/`` beside the package (a source checkout)."""
-    folder = Path(__file__).resolve().parent.parent / "scenarios"
+    folder = Path(__file__).resolve().parents[2] / "scenarios"
     return sorted(folder.glob("*.toml")) if folder.is_dir() else []
 
 

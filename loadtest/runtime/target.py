@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
 
-from loadtest.engine import SessionSpec
-from loadtest.protocol import Protocol
+from loadtest.adapters.protocol import Protocol
+from loadtest.runtime.engine import SessionSpec
 
 
 class SourceAddressAdapter(HTTPAdapter):

@@ -7,11 +7,11 @@ import random
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from loadtest.aggregates import UNITS, Aggregator, Record, merge_records, new_histogram, percentile
-from loadtest.backoff import PolicyError, ReconnectPolicy
+from loadtest.adapters.protocol import Protocol, ProtocolConfig, ProtocolError
+from loadtest.collectors.aggregates import UNITS, Aggregator, Record, merge_records, new_histogram, percentile
 from loadtest.collectors.ticks import TickCollector, TickSecond, degradation_onset
-from loadtest.protocol import Protocol, ProtocolConfig, ProtocolError
-from loadtest.settings import PlayerSettings, SettingsError, expand_addresses
+from loadtest.config.settings import PlayerSettings, SettingsError, expand_addresses
+from loadtest.runtime.backoff import PolicyError, ReconnectPolicy
 
 
 class TestReconnectPolicy:
@@ -82,7 +82,7 @@ class TestProtocol:
         assert json.loads(p.input_message(4, 0.5, -1)) == {"op": "move", "n": 4, "x": 0.5, "y": -1.0}
 
     def test_connect_url_escapes_the_ticket(self) -> None:
-        from loadtest.protocol import JoinGrant
+        from loadtest.adapters.protocol import JoinGrant
 
         url = Protocol(ProtocolConfig(ticket_param="seat")).connect_url("ws://h:1", JoinGrant("a+b/c", "R", 1))
         assert url == "ws://h:1/connect?seat=a%2Bb%2Fc"

@@ -30,10 +30,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from loadtest import series
-from loadtest.aggregates import percentile
-from loadtest.analysis import Reduction
 from loadtest.collectors import http, reconnects, sessions
+from loadtest.collectors.aggregates import percentile
+from loadtest.results import frames as series
+from loadtest.results.summary import Reduction
 
 # The report is drawn headless (CI, a server); pyplot is never imported here, and whoever imports
 # it later in this process gets Agg too rather than a GUI backend that needs a display.
@@ -84,7 +84,7 @@ def build_report(
 ) -> Path:
     """Write ``<run_dir>/report.html`` and ``<run_dir>/data/<frame>.csv``; returns the report's path.
 
-    ``run`` is :func:`loadtest.series.read` of the folder when the caller already has it (the
+    ``run`` is :func:`loadtest.results.frames.read` of the folder when the caller already has it (the
     summary came from the same pass); otherwise the log is read here, lazily, so a one-hour run
     does not hold an hour of decoded histograms. The summary is taken as given, so gates and
     findings added by the caller appear exactly as judged.
@@ -112,7 +112,7 @@ def build_report(
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("loadtest", "templates"),
+        loader=jinja2.PackageLoader("loadtest.results", "templates"),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -13,8 +13,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from loadtest.backoff import ReconnectPolicy
-from loadtest.protocol import ProtocolConfig
+from loadtest.adapters.protocol import ProtocolConfig
+from loadtest.runtime.backoff import ReconnectPolicy
 
 SETTINGS_ENV = "LOADTEST_SETTINGS"
 JOIN_MODES = ("quick", "create", "code")

@@ -2,7 +2,7 @@
 
 Importing this module registers the listeners (``loadtest/locustfile.py`` does it); options are
 shown in the web UI and forwarded by Locust from the master to its workers. With a web UI, the
-collectors get tabs of their own (:mod:`loadtest.webui`).
+collectors get tabs of their own (:mod:`loadtest.runtime.webui`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
-from loadtest.backoff import KINDS, PolicyError
-from loadtest.harness import Harness
-from loadtest.settings import JOIN_MODES, SettingsError
+from loadtest.config.settings import JOIN_MODES, SettingsError
+from loadtest.runtime.backoff import KINDS, PolicyError
+from loadtest.runtime.harness import Harness
 
 
 @events.init_command_line_parser.add_listener
@@ -82,6 +82,6 @@ def _install(environment: Environment, **_: Any) -> None:
         sys.stderr.flush()
         os._exit(2)
     if harness.web:
-        from loadtest import webui
+        from loadtest.runtime import webui
 
         webui.install(environment.web_ui, harness)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.aggregates import Bucket, read_log
-from loadtest.analysis import Reduction, summarise
-from loadtest.livesummary import LiveSummary
-from loadtest.webui import extended_stats, replay_rows, sparkline, template_args
+from loadtest.collectors.aggregates import Bucket, read_log
+from loadtest.results.livesummary import LiveSummary
+from loadtest.results.summary import Reduction, summarise
+from loadtest.runtime.webui import extended_stats, replay_rows, sparkline, template_args
 
 CHROMIUM = "/usr/bin/chromium"
 #: The flags this machine's closed network needs (no background connections, no sandbox as root).
@@ -196,7 +196,7 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
     from playwright import sync_api as playwright
 
     if not Path(CHROMIUM).exists():
-        installer = Path(__file__).resolve().parent.parent / ".ci" / "install-chromium"
+        installer = Path(__file__).resolve().parents[2] / ".ci" / "install-chromium"
         subprocess.run([str(installer)], timeout=600, check=False)
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing and .ci/install-chromium could not install it"
     url, out, proc = web_run
@@ -209,7 +209,7 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
             page.fill("input[name=spawnRate]", "6")
             page.get_by_role("button", name="Start").click()
 
-            # Columns as in loadtest.webui.TABS.
+            # Columns as in loadtest.runtime.webui.TABS.
             ticks = _until(page, "Ticks", lambda rows: len(rows) > 2 and _num(rows[1][1]) > 0 and _num(rows[1][2]) > 50)
             assert _row(ticks, "whole run")[2] != "-"
             reconnects = _until(page, "Reconnects", lambda rows: _num(_row(rows, "whole run")[2]) > 0)
@@ -276,7 +276,7 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
 
 
 def test_bucket_arriving_after_its_second_settled_still_counts_in_the_totals(tmp_path: Path) -> None:
-    from loadtest.aggregates import Record
+    from loadtest.collectors.aggregates import Record
 
     live = LiveSummary(tmp_path)
     b = Bucket()
