@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from pathlib import Path
@@ -212,8 +211,9 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from loadtest.cli.run import default_out_dir, run, save_scenario
+    from loadtest.cli.run import default_out_dir, run
     from loadtest.config.scenario import ScenarioError, load
+    from loadtest.results.runfolder import RunFolder, RunFolderError
 
     try:
         path = resolve_scenario(args.scenario)
@@ -223,37 +223,47 @@ def _run_run(args: argparse.Namespace) -> int:
         print(f"loadtest run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.out) if args.out else default_out_dir(scenario)
-    if (out / "data" / "aggregates.jsonl").exists():
+    if RunFolder(out).has_data:
         print(f"loadtest run: {out} already holds a run; choose another --out", file=sys.stderr)
         return EXIT_USAGE
     if scenario.stages and args.duration is not None:
         print("loadtest run: note: the scenario has load stages; their durations decide its length, not --duration")
     if scenario.target and (scenario.defects or scenario.backend_args):
         print("loadtest run: note: defects and [target.backend] apply to the embedded backend only; ignored")
-    save_scenario(out, path, overrides)
+    try:
+        RunFolder(out).save_scenario(path, overrides)
+    except RunFolderError as exc:
+        print(f"loadtest run: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return run(scenario, out_dir=out, web=(args.web_host, args.web_port) if args.web else None)
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from loadtest.cli.run import finish, print_summary, saved_scenario
+    from loadtest.cli.run import print_summary
     from loadtest.config.scenario import ScenarioError
+    from loadtest.results.runfolder import RunFolder, RunFolderError
+    from loadtest.results.verdict import finish
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "data" / "aggregates.jsonl").exists():
-        print(f"loadtest report: {run_dir} holds no run data (data/aggregates.jsonl)", file=sys.stderr)
+    folder = RunFolder(args.run_dir)
+    if not folder.has_data:
+        print(f"loadtest report: {folder.path} holds no run data (data/aggregates.jsonl)", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        scenario = saved_scenario(run_dir)
-    except (OSError, ValueError, ScenarioError) as exc:
-        print(f"loadtest report: cannot read the run's scenario: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    previous = {}
-    if (run_dir / "summary.json").exists():
-        previous = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    scenario = None
+    if folder.has_scenario:
+        try:
+            scenario = folder.scenario()
+        except (OSError, ValueError, ScenarioError) as exc:
+            print(f"loadtest report: cannot read the run's scenario: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    previous = folder.summary() or {}
     # A run killed before it could write its verdict is incomplete by definition.
     incomplete = previous.get("incomplete", True) if "gates" in previous else True
-    summary, results = finish(run_dir, scenario, incomplete=incomplete, aborted=previous.get("aborted"))
-    print_summary(summary, results, run_dir)
+    try:
+        summary, results = finish(folder.path, scenario, incomplete=incomplete, aborted=previous.get("aborted"))
+    except RunFolderError as exc:
+        print(f"loadtest report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print_summary(summary, results, folder.path)
     return EXIT_PASSED if summary["passed"] else EXIT_FAILED
 
 

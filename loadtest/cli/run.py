@@ -10,10 +10,8 @@ scenario error; 3 the run could not be carried out (or was interrupted).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,14 +26,10 @@ from urllib.parse import urlsplit
 from loadtest.backend.process import BackendProcess, BackendStartError
 from loadtest.config.scenario import Scenario
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
-from loadtest.results import frames as series
-from loadtest.results import summary as analysis
-from loadtest.results.findings import findings
-from loadtest.results.gates import GateResult, evaluate, flatten
-from loadtest.results.junit import write_junit
-from loadtest.results.live import LiveLog
-from loadtest.results.report import build_report
-from loadtest.results.runfolder import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, run_dirs
+from loadtest.results.gates import GateResult
+from loadtest.results.live import Live
+from loadtest.results.runfolder import DRIVER_ENV, SCENARIO_ENV, RunFolder, RunFolderError, prepare, run_dirs
+from loadtest.results.verdict import finish, judged
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_CARRIED_OUT = 0, 1, 2, 3
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfile.py"
@@ -96,7 +90,11 @@ class _Interrupt:
 
 def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int] | None = None) -> int:
     out_dir = Path(out_dir or default_out_dir(scenario))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare(out_dir)
+    except RunFolderError as exc:
+        _say(f"loadtest: {exc}")
+        return EXIT_NOT_CARRIED_OUT
     _say(f"loadtest: scenario {scenario.name!r} ({scenario.path})")
     env = {**os.environ, **MALLOC_ENV}
     backend: BackendProcess | None = None
@@ -143,6 +141,7 @@ def _run_locust(
     ]  # fmt: skip
     if web is None:
         cmd.append("--headless")
+        env[DRIVER_ENV] = "cli"  # this process judges the run folder; Locust only fills it
     else:
         cmd += ["--web-host", web[0], "--web-port", str(web[1])]
         env[SCENARIO_ENV] = str(out_dir)
@@ -156,7 +155,8 @@ def _run_locust(
     _say(f"  load: {users}, {duration:g} s, {scenario.workers} worker process(es); output: {out_dir}")
     if web is not None:
         return _run_web(cmd, scenario, out_dir, env, web)
-    live = LiveLog(out_dir)
+    live = Live(out_dir, scenario.gates)
+    tail = RunFolder(out_dir).tail()
     started = time.monotonic()
     aborted: str | None = None
     with open(out_dir / "locust.log", "w", encoding="utf-8") as log, _Interrupt() as interrupt:
@@ -178,18 +178,24 @@ def _run_locust(
                 break
             if now >= next_progress:
                 next_progress = now + PROGRESS_EVERY
-                live.poll()
+                live.add(tail.poll())  # only what was appended since the last look
+                live.settle()
                 _say(f"  [{now - started:5.0f}s/{duration:g}s] {live.status()}")
             if now >= next_abort_check and not stopping:
                 next_abort_check = now + ABORT_CHECK_EVERY
-                aborted = _abort_reason(scenario, out_dir, now - started)
+                live.add(tail.poll())
+                aborted = live.failing_gate(now - started)
                 if aborted:
                     _say(f"loadtest: aborting - {aborted}")
         proc.wait(timeout=30)
     incomplete = interrupt.hit or aborted is not None or proc.returncode not in (0, 1)
     if interrupt.hit:
         _say("loadtest: interrupted - writing what was gathered (the report is marked incomplete)")
-    summary, results = finish(out_dir, scenario, incomplete=incomplete, aborted=aborted)
+    try:
+        summary, results = finish(out_dir, scenario, incomplete=incomplete, aborted=aborted)
+    except RunFolderError as exc:
+        _say(f"loadtest: {exc}; the run's verdict could not be written")
+        return EXIT_NOT_CARRIED_OUT
     print_summary(summary, results, out_dir)
     if proc.returncode not in (0, 1) and not interrupt.hit and aborted is None:
         _say(f"loadtest: Locust exited with code {proc.returncode}; see {out_dir / 'locust.log'}")
@@ -232,109 +238,16 @@ def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, s
         _say(f"loadtest: no test was started from the web UI; nothing to judge (see {out_dir / 'locust.log'})")
         return EXIT_NOT_CARRIED_OUT
     last = folders[-1]
-    summary_path = last / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    summary = RunFolder(last).summary() or {}
     if "passed" in summary:
         # The master judged the test when it stopped: print its verdicts, not a second judging.
-        judged = {g["name"]: g for g in summary.get("gates", [])}
-        results = [
-            GateResult(g, judged[g.name]["value"], judged[g.name]["passed"], judged[g.name]["message"])
-            for g in scenario.gates
-            if g.name in judged
-        ]
+        results = judged(summary, scenario.gates)
     else:  # Locust died before it could judge the test: judge what it left
         summary, results = finish(last, scenario, incomplete=True)
     print_summary(summary, results, last)
     if len(folders) > 1:
         _say(f"({len(folders)} tests were run; this verdict is the last one's: {', '.join(map(str, folders))})")
     return EXIT_PASSED if summary["passed"] else EXIT_FAILED
-
-
-def _abort_reason(scenario: Scenario, out_dir: Path, elapsed: float) -> str | None:
-    gates = [g for g in scenario.gates if g.abort_on_fail and elapsed >= g.delay]
-    if not gates:
-        return None
-    summary = analysis.summarise(out_dir)
-    metrics = flatten(summary)
-    for gate in gates:
-        windows = _windows(out_dir, gate.over) if gate.over else ()
-        result = evaluate(gate, metrics, windows)
-        if not result.passed and result.value is not None:
-            return f"gate {gate.name!r} failed during the run ({result.message})"
-    return None
-
-
-def _windows(out_dir: Path, over: float | None) -> list[dict[str, Any]]:
-    """Flattened summaries of every ``over``-second window (stepping a fifth of a window)."""
-    if not over:
-        return []
-    data = analysis.load(out_dir)
-    seconds = sorted({s for per in data.values() for s in per})
-    if not seconds:
-        return []
-    width = max(1, round(over))
-    step = max(1, width // 5)
-    windows = []
-    for start in range(seconds[0], max(seconds[0], seconds[-1] - width + 1) + 1, step):
-        window = {name: {s: b for s, b in per.items() if start <= s < start + width} for name, per in data.items()}
-        windows.append(flatten(analysis.summarise_data(window, out_dir)))
-    return windows
-
-
-def saved_scenario(folder: Path) -> Scenario:
-    """The scenario a run folder was made with: its copy of the file and the overrides given."""
-    from loadtest.config.scenario import load
-
-    overrides = [tuple(o) for o in json.loads((folder / OVERRIDES).read_text(encoding="utf-8"))]
-    return load(folder / SCENARIO_COPY, overrides)
-
-
-def save_scenario(folder: Path, source: Path, overrides: list[tuple[str, Any]]) -> None:
-    """Keep the scenario beside the run's data, so ``loadtest report`` judges it the same way later."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, folder / SCENARIO_COPY)
-    (folder / OVERRIDES).write_text(json.dumps(overrides), encoding="utf-8")
-
-
-def finish(
-    out_dir: Path, scenario: Scenario | None, *, incomplete: bool, aborted: str | None = None
-) -> tuple[dict[str, Any], list[GateResult]]:
-    """Summary, gates, findings, report and JUnit from the run folder alone (also for ``loadtest report``
-    and for each test started from the web UI). Without a scenario (a plain ``locust -f`` run) there
-    are no gates, and the verdict only says whether the run was complete."""
-    run = series.read(out_dir)  # one pass over the log feeds both the summary and the report
-    summary = analysis.summarise_reduction(run[0], out_dir)
-    summary["scenario"] = (
-        {
-            "name": scenario.name,
-            "description": scenario.description,
-            "file": scenario.path,
-            "users": scenario.users,
-            "duration_s": scenario.duration,
-            "workers": scenario.workers,
-            "defects": list(scenario.defects),
-        }
-        if scenario is not None
-        else {"name": Path(out_dir).name, "description": "a plain Locust run", "file": None, "defects": []}
-    )
-    gates = scenario.gates if scenario is not None else ()
-    metrics = flatten(summary)
-    window_cache: dict[float, list[dict[str, Any]]] = {}
-    results = []
-    for gate in gates:
-        windows: list[dict[str, Any]] = []
-        if gate.over:
-            windows = window_cache.setdefault(gate.over, _windows(out_dir, gate.over))
-        results.append(evaluate(gate, metrics, windows))
-    summary["gates"] = [r.to_json() for r in results]
-    summary["findings"] = findings(summary)
-    summary["incomplete"] = incomplete
-    summary["aborted"] = aborted
-    summary["passed"] = all(r.passed for r in results) and not incomplete
-    analysis.write_json(out_dir / "summary.json", summary)
-    write_junit(out_dir / "junit.xml", summary["scenario"]["name"], results, incomplete=incomplete)
-    build_report(out_dir, summary, run)
-    return summary, results
 
 
 def print_summary(summary: dict[str, Any], results: list[GateResult], out_dir: Path) -> None:

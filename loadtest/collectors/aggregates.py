@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,19 +162,6 @@ def merge_records(records: Iterable[Record]) -> dict[str, dict[int, Bucket]]:
         else:
             bucket.merge(record.bucket())
     return merged
-
-
-def read_log(path: str) -> Iterator[Record]:
-    """Records of a run's aggregate log; a torn last line (the run was killed mid-write) is skipped."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield Record.from_json(line)
-            except (ValueError, KeyError, TypeError):
-                continue
 
 
 def percentile(hist: HdrHistogram | None, p: float) -> float | None:

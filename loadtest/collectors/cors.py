@@ -7,18 +7,17 @@ allowed are each a finding, per origin and endpoint.
 
 from __future__ import annotations
 
+from typing import Any
+
 from loadtest.collectors.aggregates import Aggregator
+from loadtest.collectors.base import Context, Reducer, register
+from loadtest.collectors.keys import Family
 
 NAME = "cors"
-FINDINGS = (
-    "no_answer",
-    "missing_allow_origin",
-    "wrong_allow_origin",
-    "missing_allow_headers",
-    "missing_allow_methods",
-    "wildcard_with_credentials",
-    "refused_origin_allowed",
-)
+#: ``where`` is ``"<origin> <path>"``: an origin holds ``:`` and a path no space.
+CHECKED = Family("checked", ("where",), greedy="where")
+OK = Family("ok", ("where",), greedy="where")
+FINDING = Family("finding", ("kind", "where"), greedy="where")
 
 
 class CorsCollector:
@@ -27,8 +26,31 @@ class CorsCollector:
 
     def checked(self, origin: str, path: str, findings: list[str]) -> None:
         b = self.agg.bucket()
-        b.counts[f"checked:{origin} {path}"] += 1
+        where = f"{origin} {path}"
+        b.counts[CHECKED(where)] += 1
         if not findings:
-            b.counts[f"ok:{origin} {path}"] += 1
+            b.counts[OK(where)] += 1
         for finding in findings:
-            b.counts[f"finding:{finding}:{origin} {path}"] += 1
+            b.counts[FINDING(finding, where)] += 1
+
+
+@register
+class CorsReducer(Reducer):
+    name = NAME
+    sections = ("cors",)
+
+    def summarise(self, ctx: Context) -> dict[str, Any]:
+        c = self.total.counts
+        if not c:
+            return {"cors": None}
+        found = sorted(FINDING.items(c), key=lambda item: FINDING(*item[0]))
+        return {
+            "cors": {
+                "checked": CHECKED.total(c),
+                "ok": OK.total(c),
+                "findings": [
+                    {"finding": kind, "origin": where.rsplit(" ", 1)[0], "path": where.rsplit(" ", 1)[1]}
+                    for (kind, where), _ in found
+                ],
+            }
+        }

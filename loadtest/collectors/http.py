@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.collectors.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator, Bucket
+from loadtest.collectors.base import Context, Reducer, Row, ms, register
+from loadtest.collectors.keys import Family
 
 NAME = "http"
+REQUESTS = Family("requests", ("name",), greedy="name")
+FAILURES = Family("failures", ("name",), greedy="name")
+STATUS = Family("status", ("name", "code"), greedy="name")
+LATENCY = Family("latency", ("name",), greedy="name", suffix="_us")
+STATUS_CLASSES = ("status_2xx", "status_4xx", "status_429", "status_5xx", "status_0", "status_other")
 
 
 class HttpCollector:
@@ -29,9 +36,80 @@ class HttpCollector:
         if request_type == "WS":
             return
         b = self.agg.bucket()
-        b.counts[f"requests:{name}"] += 1
+        b.counts[REQUESTS(name)] += 1
         status = getattr(response, "status_code", None) or 0
-        b.counts[f"status:{name}:{status}"] += 1
+        b.counts[STATUS(name, status)] += 1
         if exception is not None:
-            b.counts[f"failures:{name}"] += 1
-        b.observe(f"latency:{name}_us", max(1.0, response_time * 1000))
+            b.counts[FAILURES(name)] += 1
+        b.observe(LATENCY(name), max(1.0, response_time * 1000))
+
+
+def status_class(code: str) -> str:
+    try:
+        n = int(code)
+    except ValueError:
+        return "status_other"
+    if n == 0:
+        return "status_0"
+    if n == 429:
+        return "status_429"
+    return {2: "status_2xx", 4: "status_4xx", 5: "status_5xx"}.get(n // 100, "status_other")
+
+
+@register
+class HttpReducer(Reducer):
+    name = NAME
+    sections = ("http",)
+    table = "http"
+    columns = ("endpoint", "requests", "failures", *STATUS_CLASSES, "p50_ms", "p95_ms", "p99_ms")
+    int_columns = ("requests", "failures", *STATUS_CLASSES)
+    text_columns = ("endpoint",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The most requests any one second saw, per step: how hard the run really pushed.
+        self.peak: dict[str, int] = {}
+
+    def fact(self, second: int, bucket: Bucket) -> dict[str, int]:
+        return {name: int(value) for (name,), value in REQUESTS.items(bucket.counts)}
+
+    def observe(self, second: int, fact: dict[str, int]) -> None:
+        for name, requests in fact.items():
+            self.peak[name] = max(self.peak.get(name, 0), requests)
+
+    def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
+        per: dict[str, dict[str, Any]] = {}
+        for (name,), value in REQUESTS.items(bucket.counts):
+            per.setdefault(name, {})["requests"] = int(value)
+        for (name,), value in FAILURES.items(bucket.counts):
+            per.setdefault(name, {})["failures"] = int(value)
+        for (name, code), value in STATUS.items(bucket.counts):
+            row = per.setdefault(name, {})
+            cls = status_class(code)
+            row[cls] = row.get(cls, 0) + int(value)
+        rows = []
+        for name in sorted(per):
+            hist = bucket.hists.get(LATENCY(name))
+            p50, p95, p99 = (ms(hist, p, digits=None) for p in (50, 95, 99))
+            rows.append({"endpoint": name, **per[name], "p50_ms": p50, "p95_ms": p95, "p99_ms": p99})
+        return rows
+
+    def summarise(self, ctx: Context) -> dict[str, Any]:
+        c, h = self.total.counts, self.total.hists
+        statuses: dict[str, dict[str, int]] = {}
+        for (name, code), value in STATUS.items(c):
+            per = statuses.setdefault(name, {})
+            per[code] = per.get(code, 0) + int(value)
+        out = {}
+        for name in sorted(REQUESTS.by(c)):
+            hist = h.get(LATENCY(name))
+            out[name] = {
+                "count": int(c.get(REQUESTS(name), 0)),
+                "failures": int(c.get(FAILURES(name), 0)),
+                "p50_ms": ms(hist, 50),
+                "p95_ms": ms(hist, 95),
+                "p99_ms": ms(hist, 99),
+                "status": dict(sorted(statuses.get(name, {}).items())),
+                "peak_per_s": self.peak.get(name, 0),
+            }
+        return {"http": out}

@@ -10,9 +10,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from loadtest.collectors.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator, Bucket
+from loadtest.collectors.base import Context, Reducer, Row, ms, register
+from loadtest.collectors.keys import Family
 
 NAME = "rate_limit"
+LIMITED = Family("429", ("endpoint",), greedy="endpoint")
+NO_RETRY_AFTER = Family("no_retry_after", ("endpoint",), greedy="endpoint")
+HONOURED = Family("honoured", ("endpoint",), greedy="endpoint")
+NOT_HONOURED = Family("not_honoured", ("endpoint",), greedy="endpoint")
+RETRY_AFTER = Family("retry_after_ms")
+#: The probe's steps: per endpoint and offered rate, ``offered``/``accepted``/``limited``/``other``/
+#: ``error`` requests and the step's ``seconds``.
+PROBE = Family("probe", ("endpoint", "rate", "field"), greedy="endpoint")
+PROBE_RETRY_AFTER = Family("probe_retry_after_ms")
+HOARD = Family("hoard", ("endpoint", "field"), greedy="field")
 #: Scheduling slack: a retry this much earlier than Retry-After still counts as honoured.
 TOLERANCE = 0.05
 
@@ -32,11 +44,11 @@ class RateLimitCollector:
 
     def limited(self, tracker: RetryTracker, endpoint: str, retry_after: float | None) -> None:
         b = self.agg.bucket()
-        b.counts[f"429:{endpoint}"] += 1
+        b.counts[LIMITED(endpoint)] += 1
         if retry_after is None:
-            b.counts[f"no_retry_after:{endpoint}"] += 1
+            b.counts[NO_RETRY_AFTER(endpoint)] += 1
             return
-        b.observe("retry_after_ms", max(1.0, retry_after * 1000))
+        b.observe(RETRY_AFTER(), max(1.0, retry_after * 1000))
         tracker._pending[endpoint] = (time.monotonic(), retry_after)
 
     def requesting(self, tracker: RetryTracker, endpoint: str) -> None:
@@ -46,7 +58,7 @@ class RateLimitCollector:
             return
         at, retry_after = pending
         waited = time.monotonic() - at
-        self.agg.count(f"{'honoured' if waited >= retry_after - TOLERANCE else 'not_honoured'}:{endpoint}")
+        self.agg.count((HONOURED if waited >= retry_after - TOLERANCE else NOT_HONOURED)(endpoint))
 
 
 class RateLimitProbeCollector:
@@ -57,33 +69,31 @@ class RateLimitProbeCollector:
 
     def step(self, endpoint: str, rate: float, outcome: str, retry_after: float | None = None) -> None:
         b = self.agg.bucket()
-        b.counts[f"probe:{endpoint}:{rate:g}:offered"] += 1
-        b.counts[f"probe:{endpoint}:{rate:g}:{outcome}"] += 1
+        b.counts[PROBE(endpoint, f"{rate:g}", "offered")] += 1
+        b.counts[PROBE(endpoint, f"{rate:g}", outcome)] += 1
         if retry_after is not None:
-            b.observe("probe_retry_after_ms", max(1.0, retry_after * 1000))
+            b.observe(PROBE_RETRY_AFTER(), max(1.0, retry_after * 1000))
 
     def step_seconds(self, endpoint: str, rate: float, seconds: float) -> None:
-        self.agg.count(f"probe:{endpoint}:{rate:g}:seconds", seconds)
+        self.agg.count(PROBE(endpoint, f"{rate:g}", "seconds"), seconds)
 
     def hoarding(self, endpoint: str, asked: int, granted: int, rooms: int, refused: str | None) -> None:
         """Seat hoarding: reservations one token asked for and got (in how many rooms), and what
         stopped it (None: nothing did)."""
         b = self.agg.bucket()
-        b.counts[f"hoard:{endpoint}:asked"] += asked
-        b.counts[f"hoard:{endpoint}:granted"] += granted
-        b.counts[f"hoard:{endpoint}:rooms"] += rooms
+        b.counts[HOARD(endpoint, "asked")] += asked
+        b.counts[HOARD(endpoint, "granted")] += granted
+        b.counts[HOARD(endpoint, "rooms")] += rooms
         if refused is not None:
-            b.counts[f"hoard:{endpoint}:refused_{refused}"] += 1
+            b.counts[HOARD(endpoint, f"refused_{refused}")] += 1
 
 
 def seat_hoarding(counts: Mapping[str, float]) -> dict[str, Any] | None:
     """The seat-hoarding probe's result from a run's counts, or None if it did not run."""
     fields: dict[str, float] = {}
     endpoint = ""
-    for key, value in counts.items():
-        if key.startswith("hoard:"):
-            _, endpoint, name = key.split(":", 2)
-            fields[name] = fields.get(name, 0) + value
+    for (endpoint, name), value in HOARD.items(counts):  # noqa: B007 - the endpoint is reported
+        fields[name] = fields.get(name, 0) + value
     if not fields:
         return None
     refused = sorted(name[len("refused_") :] for name in fields if name.startswith("refused_"))
@@ -94,3 +104,85 @@ def seat_hoarding(counts: Mapping[str, float]) -> dict[str, Any] | None:
         "rooms": int(fields.get("rooms", 0)),
         "stopped_by": refused[0] if refused else None,
     }
+
+
+def probe_result(rl: Bucket) -> dict[str, Any] | None:
+    """Steps of the rate-limit probe, the rate at which 429s began, and the sustained limit."""
+    steps: dict[tuple[str, float], dict[str, float]] = {}
+    for (endpoint, rate, field), value in PROBE.items(rl.counts):
+        steps.setdefault((endpoint, float(rate)), {})[field] = value
+    if not steps:
+        return None
+    rows = []
+    for (endpoint, rate), f in sorted(steps.items(), key=lambda kv: kv[0][1]):
+        seconds = f.get("seconds") or 1.0
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "offered_rate": rate,
+                "sent": int(f.get("offered", 0)),
+                "accepted": int(f.get("accepted", 0)),
+                "limited": int(f.get("limited", 0)),
+                "other": int(f.get("other", 0) + f.get("error", 0)),
+                "accepted_rate": round(f.get("accepted", 0) / seconds, 3),
+            }
+        )
+    first = next((i for i, r in enumerate(rows) if r["limited"]), None)
+    limit = None
+    if first is not None:
+        # After the first limited step the bucket is empty: later steps accept at the sustained rate.
+        later = [r["accepted_rate"] for r in rows[first + 1 :]] or [rows[first]["accepted_rate"]]
+        later.sort()
+        limit = later[len(later) // 2]
+    return {
+        "endpoint": rows[0]["endpoint"],
+        "steps": rows,
+        "limited_from_rate": None if first is None else rows[first]["offered_rate"],
+        "estimated_limit_per_s": limit,
+        "retry_after_p50_s": ms(rl.hists.get(PROBE_RETRY_AFTER()), 50),
+        "enforced": first is not None,
+    }
+
+
+_COLUMNS = {LIMITED: "responses_429", NO_RETRY_AFTER: "without_retry_after", HONOURED: "honoured"}
+_COLUMNS[NOT_HONOURED] = "not_honoured"
+
+
+@register
+class RateLimitReducer(Reducer):
+    name = NAME
+    sections = ("rate_limit",)
+    table = "rate_limit"
+    columns = ("endpoint", "responses_429", "without_retry_after", "honoured", "not_honoured")
+    int_columns = ("responses_429", "without_retry_after", "honoured", "not_honoured")
+    text_columns = ("endpoint",)
+
+    def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
+        per: dict[str, dict[str, int]] = {}
+        for family, column in _COLUMNS.items():  # probe:* steps are the probe's, in the summary
+            for (endpoint,), value in family.items(bucket.counts):
+                row = per.setdefault(endpoint, {})
+                row[column] = row.get(column, 0) + int(value)
+        return [{"endpoint": endpoint, **per[endpoint]} for endpoint in sorted(per)]
+
+    def summarise(self, ctx: Context) -> dict[str, Any]:
+        c = self.total.counts
+        honoured, not_honoured = HONOURED.total(c), NOT_HONOURED.total(c)
+        limited = LIMITED.by(c)
+        probe = probe_result(self.total)
+        return {
+            "rate_limit": {
+                "responses_429": limited,
+                "responses_429_total": sum(limited.values()),
+                "without_retry_after": NO_RETRY_AFTER.by(c),
+                "retry_after_p50_s": ms(self.total.hists.get(RETRY_AFTER()), 50),
+                "retry_after_honoured": honoured,
+                "retry_after_not_honoured": not_honoured,
+                "retry_after_honoured_ratio": None
+                if honoured + not_honoured == 0
+                else round(honoured / (honoured + not_honoured), 4),
+                "probe": probe,
+                "seat_hoarding": seat_hoarding(c),
+                "enforced": probe["enforced"] if probe else (True if limited else None),
+            }
+        }

@@ -7,10 +7,21 @@ the way and ends as recovered (with its time) or gave-up.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
-from loadtest.collectors.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator, Bucket
+from loadtest.collectors.base import Context, Reducer, Row, max_of, ms, register
+from loadtest.collectors.keys import Family
 
 NAME = "reconnect"
+DROPPED, RECOVERED, ATTEMPTS, LIMITED = Family("dropped"), Family("recovered"), Family("attempts"), Family("limited")
+GAVE_UP, RESUMED = Family("gave_up"), Family("resumed")
+DROPPED_BY = Family("dropped", ("cause",), greedy="cause")
+RESUME_REFUSED, RESUME_REFUSED_BY = Family("resume_refused"), Family("resume_refused", ("reason",), greedy="reason")
+STORMS, STORM_SIDE = Family("storms"), Family("storm", ("side",), greedy="side")
+STORM_FAILED, STORM_DROPPED = Family("storm_failed"), Family("storm_dropped")
+RECOVERY = Family("recovery_ms")
 
 
 class Recovery:
@@ -29,41 +40,130 @@ class ReconnectCollector:
 
     def dropped(self, cause: str) -> Recovery:
         b = self.agg.bucket()
-        b.counts["dropped"] += 1
-        b.counts[f"dropped:{cause}"] += 1
+        b.counts[DROPPED()] += 1
+        b.counts[DROPPED_BY(cause)] += 1
         return Recovery(cause)
 
     def attempt(self, recovery: Recovery) -> None:
         recovery.attempts += 1
-        self.agg.count("attempts")
+        self.agg.count(ATTEMPTS())
 
     def limited(self, recovery: Recovery) -> None:
         recovery.limited += 1
-        self.agg.count("limited")
+        self.agg.count(LIMITED())
 
     def recovered(self, recovery: Recovery) -> None:
         b = self.agg.bucket()
-        b.counts["recovered"] += 1
-        b.observe("recovery_ms", max(1.0, (time.monotonic() - recovery.started) * 1000))
+        b.counts[RECOVERED()] += 1
+        b.observe(RECOVERY(), max(1.0, (time.monotonic() - recovery.started) * 1000))
         b.observe("attempts_count", max(1, recovery.attempts))
 
     def resumed(self) -> None:
         """A dropped session came back with the server's resume credential (no new matchmaking)."""
-        self.agg.count("resumed")
+        self.agg.count(RESUMED())
 
     def resume_refused(self, reason: str) -> None:
         """The server refused the resume credential; the player matchmakes afresh."""
         b = self.agg.bucket()
-        b.counts["resume_refused"] += 1
-        b.counts[f"resume_refused:{reason}"] += 1
+        b.counts[RESUME_REFUSED()] += 1
+        b.counts[RESUME_REFUSED_BY(reason)] += 1
 
     def gave_up(self, recovery: Recovery) -> None:
-        self.agg.count("gave_up")
+        self.agg.count(GAVE_UP())
 
     def storm(self, side: str, dropped: int | None) -> None:
         """A storm was set off (``dropped`` as far as the side that did it knows)."""
         b = self.agg.bucket()
-        b.counts["storms"] += 1
-        b.counts[f"storm:{side}"] += 1
+        b.counts[STORMS()] += 1
+        b.counts[STORM_SIDE(side)] += 1
         if dropped is not None:
-            b.counts["storm_dropped"] += dropped
+            b.counts[STORM_DROPPED()] += dropped
+
+    def storm_failed(self) -> None:
+        """A scheduled storm could not be set off (its trigger failed)."""
+        self.agg.count(STORM_FAILED())
+
+
+def recoveries(b: Bucket) -> dict[str, Any]:
+    """Drops and how the players came back, for the whole run or from one storm to the next."""
+    dropped, recovered = int(b.counts.get(DROPPED(), 0)), int(b.counts.get(RECOVERED(), 0))
+    rec = b.hists.get(RECOVERY())
+    return {
+        "dropped": dropped,
+        "recovered": recovered,
+        "recovered_ratio": None if dropped == 0 else round(recovered / dropped, 4),
+        "recovery_p50_s": ms(rec, 50),
+        "recovery_p95_s": ms(rec, 95),
+        "recovery_max_s": max_of(rec, 1000),
+        "gave_up": int(b.counts.get(GAVE_UP(), 0)),
+    }
+
+
+@dataclass
+class StormSegment:
+    """From one storm to the next: what it dropped and how the players came back."""
+
+    second: int
+    sides: tuple[str, ...]
+    bucket: Bucket = field(default_factory=Bucket)
+
+
+_TABLE = (DROPPED, ATTEMPTS, RECOVERED, GAVE_UP, LIMITED, STORMS)
+
+
+@register
+class ReconnectReducer(Reducer):
+    name = NAME
+    sections = ("reconnect",)
+    table = "reconnect"
+    columns = ("dropped", "attempts", "recovered", "gave_up", "limited", "storms", "recovery_p50_s")
+    int_columns = tuple(f.head for f in _TABLE)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.storms: list[StormSegment] = []
+
+    def fact(self, second: int, bucket: Bucket) -> tuple[tuple[str, ...] | None, Bucket]:
+        """A storm's start (its sides), and the second itself: it counts toward the storm before it."""
+        return (tuple(STORM_SIDE.by(bucket.counts)) if bucket.counts.get(STORMS()) else None), bucket
+
+    def observe(self, second: int, fact: tuple[tuple[str, ...] | None, Bucket]) -> None:
+        sides, bucket = fact
+        if sides is not None:
+            self.storms.append(StormSegment(second, sides))
+        if self.storms:
+            self.storms[-1].bucket.merge(bucket)
+
+    def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
+        row: Row = {f.head: int(bucket.counts.get(f(), 0)) for f in _TABLE}
+        row["recovery_p50_s"] = ms(bucket.hists.get(RECOVERY()), 50, digits=None)
+        return [row]
+
+    def summarise(self, ctx: Context) -> dict[str, Any]:
+        c = self.total.counts
+        start = ctx.first_second
+
+        def count(family: Family) -> int:
+            return int(c.get(family(), 0))
+
+        return {
+            "reconnect": {
+                **recoveries(self.total),
+                "dropped_by_cause": DROPPED_BY.by(c),
+                "attempts": count(ATTEMPTS),
+                "limited": count(LIMITED),
+                "resumed": count(RESUMED),
+                "resume_refused": count(RESUME_REFUSED),
+                "storms": count(STORMS),
+                "storms_failed": count(STORM_FAILED),
+                "storm_dropped": count(STORM_DROPPED),
+                "by_storm": [
+                    {
+                        "at_s": seg.second - (start if start is not None else seg.second),
+                        "sides": list(seg.sides),
+                        **recoveries(seg.bucket),
+                    }
+                    for seg in self.storms
+                ],
+            }
+        }

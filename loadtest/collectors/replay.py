@@ -5,9 +5,19 @@ A correct backend rejects every kind; an ``accepted`` count above zero is a find
 
 from __future__ import annotations
 
-from loadtest.collectors.aggregates import Aggregator
+from typing import Any
+
+from loadtest.collectors.aggregates import Aggregator, Bucket
+from loadtest.collectors.base import Context, Reducer, Row, register
+from loadtest.collectors.keys import Family
 
 NAME = "replay"
+ATTEMPT = Family("attempt", ("kind",), greedy="kind")
+ACCEPTED = Family("accepted", ("kind",), greedy="kind")
+REJECTED = Family("rejected", ("kind",), greedy="kind")
+REFUSED_TICKET = Family("refused_ticket", ("reason",), greedy="reason")
+REFUSED_JWT = Family("refused_jwt", ("reason",), greedy="reason")
+SKIPPED = Family("skipped", ("kind", "why"), greedy="why")
 KINDS = (
     "ticket_reuse",
     "ticket_race",
@@ -28,14 +38,54 @@ class ReplayCollector:
 
     def verdict(self, kind: str, accepted: bool) -> None:
         b = self.agg.bucket()
-        b.counts[f"attempt:{kind}"] += 1
-        b.counts[f"{'accepted' if accepted else 'rejected'}:{kind}"] += 1
+        b.counts[ATTEMPT(kind)] += 1
+        b.counts[(ACCEPTED if accepted else REJECTED)(kind)] += 1
 
     def refused(self, where: str, reason: str) -> None:
         """One refusal as the server worded it (``ticket``: 403 reason; ``jwt``: 401 reason), so our
         counts can be checked against the server's own ``tickets_rejected`` / ``jwt_rejections``."""
-        self.agg.count(f"refused_{where}:{reason}")
+        self.agg.count({"ticket": REFUSED_TICKET, "jwt": REFUSED_JWT}[where](reason))
 
     def skipped(self, kind: str, why: str) -> None:
         """A probe that could not be carried out (no secret to sign with, a 429 while setting up)."""
-        self.agg.count(f"skipped:{kind}:{why}")
+        self.agg.count(SKIPPED(kind, why))
+
+
+_VERDICTS = {"attempts": ATTEMPT, "rejected": REJECTED, "accepted": ACCEPTED}
+
+
+@register
+class ReplayReducer(Reducer):
+    name = NAME
+    sections = ("replay",)
+    table = "replay"
+    columns = ("kind", "attempts", "rejected", "accepted")
+    int_columns = ("attempts", "rejected", "accepted")
+    text_columns = ("kind",)
+
+    def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
+        per: dict[str, dict[str, int]] = {}
+        for column, family in _VERDICTS.items():
+            for (kind,), value in family.items(bucket.counts):
+                row = per.setdefault(kind, {})
+                row[column] = row.get(column, 0) + int(value)
+        return [{"kind": kind, **per[kind]} for kind in sorted(per)]
+
+    def summarise(self, ctx: Context) -> dict[str, Any]:
+        c = self.total.counts
+        per = {column: family.by(c) for column, family in _VERDICTS.items()}
+        kinds = sorted(set().union(*per.values()))
+        skipped: dict[str, int] = {}
+        for (kind, why), value in SKIPPED.items(c):
+            skipped[f"{kind}:{why}"] = skipped.get(f"{kind}:{why}", 0) + int(value)
+        return {
+            "replay": {
+                "refused_ticket": REFUSED_TICKET.by(c),
+                "refused_jwt": REFUSED_JWT.by(c),
+                "skipped": dict(sorted(skipped.items())),
+                "attempts": sum(per["attempts"].values()),
+                "rejected": sum(per["rejected"].values()),
+                "accepted": sum(per["accepted"].values()),
+                "by_kind": {k: {column: per[column].get(k, 0) for column in _VERDICTS} for k in kinds},
+            }
+        }

@@ -14,12 +14,24 @@ Runs on the WebSocket engine's thread only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket, percentile
+from loadtest.collectors.base import Context, Reducer, Row, ms, register
+from loadtest.collectors.keys import Family
 
 NAME = "ticks"
+TICKS, MESSAGES, MISSED, OUT_OF_ORDER = Family("ticks"), Family("messages"), Family("missed"), Family("out_of_order")
+CONNECTED, WELCOMES, NOMINAL_SUM = Family("connected"), Family("welcomes"), Family("nominal_hz_sum")
+#: A message the protocol could not read, by the protocol's reason.
+PROTOCOL_ERROR = Family("protocol_error", ("reason",), greedy="reason")
+RATE, ARRIVALS = Family("tick_rate_centihz"), Family("arrival_rate_centihz")
+LAG, JITTER, INPUT_RTT = Family("lag_us"), Family("jitter_us"), Family("input_rtt_us")
+# The hot path counts by plain strings.
+_TICKS, _MESSAGES, _MISSED, _OOO, _CONNECTED = TICKS(), MESSAGES(), MISSED(), OUT_OF_ORDER(), CONNECTED()
+_RATE, _ARRIVALS, _LAG, _JITTER, _RTT = RATE(), ARRIVALS(), LAG(), JITTER(), INPUT_RTT()
 #: Input send times kept per session for matching acks (a few seconds at 20 Hz).
 MAX_PENDING_INPUTS = 256
 #: Seconds the p5 rate must stay under the threshold to call it degradation.
@@ -92,8 +104,8 @@ class TickCollector:
         """One tick message, received at ``now`` (unix seconds). The hot path."""
         bucket = self.agg.bucket(second)
         counts = bucket.counts
-        counts["ticks"] += 1
-        counts["messages"] += 1
+        counts[_TICKS] += 1
+        counts[_MESSAGES] += 1
         raw_lag = now - ts
         if raw_lag < s.min_raw_lag:
             s.min_raw_lag = raw_lag
@@ -101,17 +113,17 @@ class TickCollector:
                 # The smallest (receive - send) seen is one-way delay + clock offset; take it as
                 # the offset, so lag reads as delay above the best case.
                 s.offset = raw_lag
-        bucket.observe("lag_us", (raw_lag - s.offset) * 1e6)
+        bucket.observe(_LAG, (raw_lag - s.offset) * 1e6)
         last = s.last_tick
         if last >= 0:
             gap = tick - last
             if gap > 1:
-                counts["missed"] += gap - 1
+                counts[_MISSED] += gap - 1
             elif gap <= 0:
-                counts["out_of_order"] += 1
+                counts[_OOO] += 1
             server_gap = ts - s.last_ts
             if server_gap > 0:
-                bucket.observe("jitter_us", abs((now - s.last_recv) - server_gap) * 1e6)
+                bucket.observe(_JITTER, abs((now - s.last_recv) - server_gap) * 1e6)
         s.last_tick, s.last_ts, s.last_recv = tick, ts, now
         s.received += 1
         if s.w_count == 0:
@@ -124,7 +136,7 @@ class TickCollector:
             while inputs and inputs[0][0] <= ack:
                 sent = inputs.popleft()
             if sent is not None and sent[0] == ack:
-                bucket.observe("input_rtt_us", (now - sent[1]) * 1e6)
+                bucket.observe(_RTT, (now - sent[1]) * 1e6)
 
     def on_patch(self, s: SessionTicks, now: float, second: int, interval: float | None) -> None:
         """A state update without the server's numbers (a Colyseus patch), received at ``now``.
@@ -136,13 +148,13 @@ class TickCollector:
         """
         bucket = self.agg.bucket(second)
         counts = bucket.counts
-        counts["ticks"] += 1
-        counts["messages"] += 1
+        counts[_TICKS] += 1
+        counts[_MESSAGES] += 1
         if s.received and interval:
             gap = now - s.last_recv
-            bucket.observe("jitter_us", abs(gap - interval) * 1e6)
+            bucket.observe(_JITTER, abs(gap - interval) * 1e6)
             if gap > 1.5 * interval:
-                counts["missed"] += round(gap / interval) - 1
+                counts[_MISSED] += round(gap / interval) - 1
         s.received += 1
         s.last_tick, s.last_ts, s.last_recv = s.received, now, now
         if s.w_count == 0:
@@ -153,18 +165,36 @@ class TickCollector:
     def on_ack(self, s: SessionTicks, ack: int, now: float, second: int) -> None:
         """A message that only acknowledges input ``ack`` (a PING answer): one round trip."""
         bucket = self.agg.bucket(second)
-        bucket.counts["messages"] += 1
+        bucket.counts[_MESSAGES] += 1
         inputs = s._inputs
         sent = None
         while inputs and inputs[0][0] <= ack:
             sent = inputs.popleft()
         if sent is not None and sent[0] == ack:
-            bucket.observe("input_rtt_us", (now - sent[1]) * 1e6)
+            bucket.observe(_RTT, (now - sent[1]) * 1e6)
+
+    def unreadable(self, reason: str, second: int) -> None:
+        """A message the protocol refused (``ProtocolError.reason``): counted, never fatal."""
+        counts = self.agg.bucket(second).counts
+        counts[_MESSAGES] += 1
+        counts[PROTOCOL_ERROR(reason)] += 1
+
+    def other(self, second: int, nominal_hz: float | None = None) -> None:
+        """Any other message; a welcome that announces the server's nominal rate adds it."""
+        counts = self.agg.bucket(second).counts
+        counts[_MESSAGES] += 1
+        if nominal_hz:
+            counts[WELCOMES()] += 1
+            counts[NOMINAL_SUM()] += nominal_hz
+
+    def sender_failed(self) -> None:
+        """The input sender of a session stopped on a protocol bug (a Protocol subclass's)."""
+        self.agg.count(PROTOCOL_ERROR("input_message"))
 
     def roll(self, second: int, connected: int) -> None:
         """Close second ``second`` for every session: its server rate and arrival count."""
         bucket = self.agg.bucket(second)
-        bucket.counts["connected"] += connected
+        bucket.counts[_CONNECTED] += connected
         for s in self.sessions:
             if s.last_tick < 0:
                 continue  # not yet ticking: nothing to say about the rate
@@ -181,8 +211,8 @@ class TickCollector:
                 # A single tick in a whole second after the session was ticking normally: far
                 # below nominal; report what arrived rather than staying silent.
                 rate = float(arrivals)
-            bucket.observe("tick_rate_centihz", rate * 100)
-            bucket.observe("arrival_rate_centihz", arrivals * 100)
+            bucket.observe(_RATE, rate * 100)
+            bucket.observe(_ARRIVALS, arrivals * 100)
             # The next window starts at this one's last tick, so no interval is lost between seconds.
             s.w_first_tick, s.w_first_ts, s.w_count = s.w_last_tick, s.w_last_ts, 1
 
@@ -198,21 +228,17 @@ class TickSecond:
     lag_p99_ms: float | None
 
 
-def per_second(buckets: Mapping[int, Bucket]) -> list[TickSecond]:
-    return [row(second, buckets[second]) for second in sorted(buckets)]
-
-
 def row(second: int, b: Bucket) -> TickSecond:
     """One second's tick figures, merged across workers (the report's and the live view's row)."""
-    rate = b.hists.get("tick_rate_centihz")
-    lag_p99 = percentile(b.hists.get("lag_us"), 99)
+    rate = b.hists.get(_RATE)
+    lag_p99 = percentile(b.hists.get(_LAG), 99)
     return TickSecond(
         second,
         _hz(percentile(rate, 50)),
         _hz(percentile(rate, 5)),
         _hz(percentile(rate, 0)),
-        int(b.counts.get("connected", 0)),
-        int(b.counts.get("missed", 0)),
+        int(b.counts.get(_CONNECTED, 0)),
+        int(b.counts.get(_MISSED, 0)),
         None if lag_p99 is None else lag_p99 / 1000,
     )
 
@@ -238,3 +264,82 @@ def degradation_onset(
         if len(run) >= hold:
             return run[0]
     return None
+
+
+@register
+class TicksReducer(Reducer):
+    name = NAME
+    sections = ("tick",)
+    needs = ("generator",)
+    table = "ticks"
+    columns = ("p50_hz", "p5_hz", "min_hz", "players", "missed")
+    columns += ("lag_p50_ms", "lag_p99_ms", "jitter_p99_ms", "saturated")
+    int_columns = ("players", "missed")
+    bool_columns = ("saturated",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: One row per second: the degradation onset and the live trend are read off these.
+        self.seconds: list[TickSecond] = []
+
+    def fact(self, second: int, bucket: Bucket) -> TickSecond:
+        return row(second, bucket)
+
+    def observe(self, second: int, fact: TickSecond) -> None:
+        self.seconds.append(fact)
+
+    def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
+        rate, lag = bucket.hists.get(_RATE), bucket.hists.get(_LAG)
+        return [
+            {
+                "p50_hz": ms(rate, 50, 100, digits=None),
+                "p5_hz": ms(rate, 5, 100, digits=None),
+                "min_hz": ms(rate, 0, 100, digits=None),
+                "players": int(bucket.counts.get(_CONNECTED, 0)),
+                "missed": int(bucket.counts.get(_MISSED, 0)),
+                "lag_p50_ms": ms(lag, 50, digits=None),
+                "lag_p99_ms": ms(lag, 99, digits=None),
+                "jitter_p99_ms": ms(bucket.hists.get(_JITTER), 99, digits=None),
+                "saturated": second in saturated_seconds(ctx),
+            }
+        ]
+
+    def nominal(self, ctx: Context) -> float | None:
+        """The nominal rate: the scenario's, else the mean the server announced in its welcomes."""
+        welcomes = self.total.counts.get(WELCOMES(), 0)
+        announced = round(self.total.counts[NOMINAL_SUM()] / welcomes, 3) if welcomes else None
+        return ctx.nominal_hz or ctx.settings.get("nominal_tick_rate") or announced
+
+    def summarise(self, ctx: Context) -> dict[str, Any]:
+        total, rows = self.total, self.seconds
+        rate, lag, rtt = total.hists.get(_RATE), total.hists.get(_LAG), total.hists.get(_RTT)
+        nominal = self.nominal(ctx)
+        threshold = ctx.threshold or ctx.settings.get("degradation_threshold") or 0.9
+        onset = degradation_onset(rows, nominal * threshold, saturated=saturated_seconds(ctx)) if nominal else None
+        return {
+            "tick": {
+                "nominal_hz": nominal,
+                "threshold_hz": None if not nominal else round(nominal * threshold, 3),
+                "p50_hz": ms(rate, 50, 100),
+                "p5_hz": ms(rate, 5, 100),
+                "min_hz": ms(rate, 0, 100),
+                "ticks_received": int(total.counts.get(_TICKS, 0)),
+                "missed_ticks": int(total.counts.get(_MISSED, 0)),
+                "out_of_order": int(total.counts.get(_OOO, 0)),
+                "lag_p50_ms": ms(lag, 50),
+                "lag_p99_ms": ms(lag, 99),
+                "jitter_p99_ms": ms(total.hists.get(_JITTER), 99),
+                "input_rtt_p50_ms": ms(rtt, 50),
+                "input_rtt_p99_ms": ms(rtt, 99),
+                "degradation": None
+                if onset is None
+                else {"onset_second": onset.second, "players": onset.players, "p5_hz": onset.p5_hz},
+                "seconds": len(rows),
+                "peak_players": max((r.players for r in rows), default=0),
+            }
+        }
+
+
+def saturated_seconds(ctx: Context) -> set[int]:
+    """Seconds the generator was saturated in: no evidence about the server either way."""
+    return getattr(ctx.reducer("generator"), "saturated", set())

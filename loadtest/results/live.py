@@ -1,77 +1,123 @@
-"""Live progress from the run log as it grows: the one-line status ``loadtest run`` prints.
+"""A run's numbers while it runs: the terminal's progress line, abort checks and the web UI.
 
-Reads only what was appended since the last look, keeps a few recent seconds, and never holds the
-whole run in memory.
+Records reach a :class:`Live` as they are gathered (on the Locust master, straight from the
+workers; in ``loadtest run``, from :meth:`~loadtest.results.runfolder.RunFolder.tail`, which
+reads only what was appended). A second stays open for a few seconds, because workers ship the
+same second at slightly different times, and is then folded, whole, into the same
+:class:`~loadtest.results.reduction.Reduction` and sliding windows the final judging uses. The
+live view therefore shows what the report will say, and holds the run's totals, one small row per
+second and at most one window of seconds per ``over`` gate: never an hour of histograms, and no
+re-reading of the log.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from pathlib import Path
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
 
-from loadtest.collectors.aggregates import Bucket, Record, percentile
-from loadtest.results.runfolder import AGGREGATES
+from loadtest.collectors import generator, ratelimit, sessions, ticks
+from loadtest.collectors.aggregates import Bucket, Record
+from loadtest.results.gates import Gate, evaluate, flatten
+from loadtest.results.reduction import Reduction
+from loadtest.results.runfolder import RunFolder
+from loadtest.results.summary import summarise
+from loadtest.results.verdict import window_metrics
+from loadtest.results.windows import Windows
 
-KEEP_SECONDS = 10
+#: Seconds a second waits for the other workers' share before it is folded in.
+SETTLE_SECONDS = 3
+#: The web UI polls every 2 s; a summary younger than this is served again.
+MAX_AGE = 1.0
 
 
-class LiveLog:
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / "data" / AGGREGATES
-        self._offset = 0
-        self._partial = ""
-        self.totals: dict[str, Counter[str]] = {}
-        self.recent: dict[str, dict[int, Bucket]] = {}
+class Live:
+    def __init__(self, run_dir: str | os.PathLike[str] | RunFolder, gates: Iterable[Gate] = ()) -> None:
+        self.folder = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
+        self.gates = tuple(gates)
+        self._metrics = window_metrics(self.gates)
+        self.reduction: Reduction | None = None
+        self.windows: dict[float, Windows] = {}
+        self._open: dict[int, dict[str, Bucket]] = {}
+        self._closed_before: int | None = None
+        self._summary: dict[str, Any] | None = None
+        self._summary_at = 0.0
 
-    def poll(self) -> int:
-        if not self.path.exists():
-            return 0
-        with open(self.path, encoding="utf-8") as fh:
-            fh.seek(self._offset)
-            chunk = fh.read()
-            self._offset = fh.tell()
-        lines = (self._partial + chunk).split("\n")
-        self._partial = lines.pop()  # a line still being written stays for next time
-        count = 0
-        for line in lines:
-            if not line.strip():
+    def _start(self) -> Reduction:
+        # run.json is written as the run starts, after this object may exist: read it at first use.
+        settings = self.folder.settings()
+        self.reduction = Reduction(settings=settings)
+        self.windows = {width: Windows(width, metrics, settings) for width, metrics in self._metrics.items()}
+        return self.reduction
+
+    def add(self, records: Iterable[Record]) -> None:
+        for record in records:
+            bucket = record.bucket()
+            if self._closed_before is not None and record.second < self._closed_before:
+                # Later than the settle time (a worker's last flush): it counts in the totals.
+                (self.reduction or self._start()).add_late(record.collector, bucket)
                 continue
-            try:
-                record = Record.from_json(line)
-            except (ValueError, KeyError, TypeError):
-                continue
-            count += 1
-            self.totals.setdefault(record.collector, Counter()).update(record.counts)
-            per = self.recent.setdefault(record.collector, {})
-            bucket = per.get(record.second)
-            if bucket is None:
-                per[record.second] = record.bucket()
+            per = self._open.setdefault(record.second, {})
+            mine = per.get(record.collector)
+            if mine is None:
+                per[record.collector] = bucket
             else:
-                bucket.merge(record.bucket())
-            for old in [s for s in per if s < record.second - KEEP_SECONDS]:
-                del per[old]
-        return count
+                mine.merge(bucket)
 
-    def _latest(self, collector: str) -> Bucket | None:
-        per = self.recent.get(collector, {})
-        # The newest second may still be filling up across workers; show the one before it.
-        seconds = sorted(per)
-        return per[seconds[-2]] if len(seconds) >= 2 else (per[seconds[-1]] if seconds else None)
+    def settle(self, now: float | None = None, *, everything: bool = False) -> None:
+        """Fold every open second older than the settle time (all of them at the end of a run)."""
+        limit = None if everything else int(time.time() if now is None else now) - SETTLE_SECONDS
+        reduction = self.reduction or self._start()
+        for second in sorted(s for s in self._open if limit is None or s < limit):
+            buckets = self._open.pop(second)
+            facts = reduction.add_second(second, buckets)
+            for window in self.windows.values():
+                window.add_second(second, buckets, facts)
+            self._closed_before = max(self._closed_before or 0, second + 1)
+
+    def summary(self, now: float | None = None) -> dict[str, Any]:
+        """The summary's data sections as of now (no target counters); cached for :data:`MAX_AGE` s."""
+        now = time.time() if now is None else now
+        if self._summary is None or now - self._summary_at >= MAX_AGE:
+            self.settle(now)
+            assert self.reduction is not None
+            self._summary = summarise(self.reduction, self.folder, target=False)
+            self._summary_at = now
+        return self._summary
+
+    def failing_gate(self, elapsed: float, now: float | None = None) -> str | None:
+        """The first ``abort_on_fail`` gate that fails on what has settled so far, in words."""
+        gates = [g for g in self.gates if g.abort_on_fail and elapsed >= g.delay]
+        if not gates:
+            return None
+        metrics = flatten(self.summary(now))
+        for gate in gates:
+            windows = self.windows[float(gate.over)].values if gate.over else ()
+            result = evaluate(gate, metrics, windows)
+            if not result.passed and result.value is not None:
+                return f"gate {gate.name!r} failed during the run ({result.message})"
+        return None
 
     def status(self) -> str:
-        ticks = self._latest("ticks")
-        players = int(ticks.counts.get("connected", 0)) if ticks else 0
-        p5 = percentile(ticks.hists.get("tick_rate_centihz"), 5) if ticks else None
-        sessions = self.totals.get("sessions", Counter())
-        rate_limit = self.totals.get("rate_limit", Counter())
-        limited = sum(v for k, v in rate_limit.items() if k.startswith("429:"))
-        errors = sessions.get("unexpected", 0) + sum(
-            v for k, v in sessions.items() if k.startswith(("connect_failed:", "protocol_error:"))
+        """The one-line progress of ``loadtest run``, from the newest settled second."""
+        reduction = self.reduction or self._start()
+        rows = getattr(reduction.reducer(ticks.NAME), "seconds", [])
+        latest = rows[-1] if rows else None
+        players = latest.players if latest else 0
+        st = reduction.total(sessions.NAME).counts
+        limited = ratelimit.LIMITED.total(reduction.total(ratelimit.NAME).counts)
+        errors = (
+            int(st.get(sessions.UNEXPECTED(), 0))
+            + sessions.CONNECT_FAILED.total(st)
+            + sessions.PROTOCOL_ERROR.total(st)
         )
-        saturated = self.totals.get("generator", Counter()).get("saturated", 0)
-        tick = f"{p5 / 100:.1f} Hz" if p5 is not None else "-"
+        saturated = len(getattr(reduction.reducer(generator.NAME), "saturated", ()))
+        tick = f"{latest.p5_hz:.1f} Hz" if latest and latest.p5_hz is not None else "-"
         return (
-            f"players {players:>5}  sessions {int(sessions.get('opened', 0)):>6}  tick p5 {tick:>8}  "
-            f"429s {int(limited):>5}  errors {int(errors):>5}"
-            + (f"  generator saturated {int(saturated)}s" if saturated else "")
+            f"players {players:>5}  sessions {int(st.get(sessions.OPENED(), 0)):>6}  tick p5 {tick:>8}  "
+            f"429s {limited:>5}  errors {errors:>5}" + (f"  generator saturated {saturated}s" if saturated else "")
         )
+
+
+__all__ = ["MAX_AGE", "SETTLE_SECONDS", "Live"]

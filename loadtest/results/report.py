@@ -33,7 +33,8 @@ from matplotlib.ticker import MaxNLocator
 from loadtest.collectors import http, reconnects, sessions
 from loadtest.collectors.aggregates import percentile
 from loadtest.results import frames as series
-from loadtest.results.summary import Reduction
+from loadtest.results.reduction import Reduction, read
+from loadtest.results.runfolder import RunFolder, RunFolderError
 
 # The report is drawn headless (CI, a server); pyplot is never imported here, and whoever imports
 # it later in this process gets Agg too rather than a GUI backend that needs a display.
@@ -80,33 +81,40 @@ class Chart:
 def build_report(
     run_dir: str | os.PathLike[str],
     summary: Mapping[str, Any],
-    run: tuple[Reduction, dict[str, pd.DataFrame], int | None] | None = None,
+    reduction: Reduction | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write ``<run_dir>/report.html`` and ``<run_dir>/data/<frame>.csv``; returns the report's path.
 
-    ``run`` is :func:`loadtest.results.frames.read` of the folder when the caller already has it (the
-    summary came from the same pass); otherwise the log is read here, lazily, so a one-hour run
-    does not hold an hour of decoded histograms. The summary is taken as given, so gates and
-    findings added by the caller appear exactly as judged.
+    ``reduction`` and ``tables`` come from the caller's one pass over the folder (the summary came
+    from the same pass); without them the folder is read here. The summary is taken as given, so
+    gates and findings added by the caller appear exactly as judged.
     """
     run_dir = Path(run_dir)
-    reduction, frames, t0 = run if run is not None else series.read(run_dir)
+    if reduction is None:
+        reduction = read(RunFolder(run_dir)).reduction
+    frames = tables if tables is not None else series.frames(reduction)
+    t0 = reduction.first_second
 
     def hists(collector: str, keep: Callable[[str], bool]) -> dict[str, Any]:
         return {name: h for name, h in reduction.total(collector).hists.items() if keep(name)}
 
     totals = {
-        http.NAME: hists(http.NAME, lambda n: n.startswith("latency:")),
-        sessions.NAME: hists(sessions.NAME, lambda n: n == "connect_us"),
-        reconnects.NAME: hists(reconnects.NAME, lambda n: n == "recovery_ms"),
+        http.NAME: hists(http.NAME, lambda n: http.LATENCY.parse(n) is not None),
+        sessions.NAME: hists(sessions.NAME, lambda n: n == sessions.CONNECT()),
+        reconnects.NAME: hists(reconnects.NAME, lambda n: n == reconnects.RECOVERY()),
     }
     series.export_csv(frames, run_dir / "data")
     context = _context(summary, frames, totals, t0)
     html = _environment().get_template(REPORT).render(**context)
     path = run_dir / REPORT
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunFolderError(run_dir, exc) from exc
     return path
 
 
@@ -269,13 +277,13 @@ def _latency_tables(
     hf = frames["http"]
     counts = hf.groupby("endpoint")[["requests", "failures"]].sum() if len(hf) else pd.DataFrame()
     hists = totals[http.NAME]
-    endpoints = sorted(set(counts.index) | {n[len("latency:") : -len("_us")] for n in hists})
+    endpoints = sorted(set(counts.index) | {http.LATENCY.parse(n)[0] for n in hists})
     for endpoint in endpoints:
         requests = int(counts.at[endpoint, "requests"]) if endpoint in counts.index else 0
         failures = int(counts.at[endpoint, "failures"]) if endpoint in counts.index else 0
-        rows.append(_latency_row(endpoint, requests, failures, hists.get(f"latency:{endpoint}_us")))
+        rows.append(_latency_row(endpoint, requests, failures, hists.get(http.LATENCY(endpoint))))
     sf = frames["sessions"]
-    connect = totals[sessions.NAME].get("connect_us")
+    connect = totals[sessions.NAME].get(sessions.CONNECT())
     if len(sf) or connect is not None:
         failed = int(sf["connect_failed"].sum()) if len(sf) else 0
         opened = int(sf["opened"].sum()) if len(sf) else 0
@@ -657,7 +665,7 @@ def _chart_storms(frames: dict[str, pd.DataFrame], axis: _Axis, span: int) -> Ch
 
 
 def _chart_recovery(summary: Mapping[str, Any], totals: dict[str, dict[str, Any]]) -> Chart | None:
-    hist = totals[reconnects.NAME].get("recovery_ms")
+    hist = totals[reconnects.NAME].get(reconnects.RECOVERY())
     if hist is None or not hist.get_total_count():
         return None
     values, counts = [], []

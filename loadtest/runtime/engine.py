@@ -476,9 +476,7 @@ class WebSocketEngine:
             try:
                 kind, tick, ts, ack, _players = parse(raw)
             except ProtocolError as exc:
-                counts = ticks.agg.bucket(int(now)).counts
-                counts["messages"] += 1
-                counts[f"protocol_error:{exc.reason}"] += 1
+                ticks.unreadable(exc.reason, int(now))
                 return
             if kind is TICK:
                 on_tick(state, tick, ts, ack, now, int(now))
@@ -493,12 +491,7 @@ class WebSocketEngine:
             elif kind is ACK:
                 ticks.on_ack(state, ack, now, int(now))
             else:
-                counts = ticks.agg.bucket(int(now)).counts
-                counts["messages"] += 1
-                nominal = protocol.welcome_tick_rate(raw) if kind is WELCOME else None
-                if nominal:
-                    counts["welcomes"] += 1
-                    counts["nominal_hz_sum"] += nominal
+                ticks.other(int(now), protocol.welcome_tick_rate(raw) if kind is WELCOME else None)
 
         if live.close:
             self._close_later(ws, protocol.leave_message())
@@ -569,7 +562,7 @@ class WebSocketEngine:
             return
         except Exception as exc:  # a Protocol subclass's bug: say so, once, and count it
             self._tlog.error("input sender stopped: %r", exc)
-            self.ticks.agg.count("protocol_error:input_message")
+            self.ticks.sender_failed()
 
     async def _ticker(self) -> None:
         """Once a second: close the second for every session and ship the finished aggregates."""

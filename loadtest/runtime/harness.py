@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +32,8 @@ from loadtest.collectors.scraper import scrape
 from loadtest.collectors.sessions import SessionCollector
 from loadtest.collectors.ticks import TickCollector
 from loadtest.config.settings import PlayerSettings
-from loadtest.results.livesummary import LiveSummary
-from loadtest.results.runfolder import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, RunLog, next_run_dir
+from loadtest.results.live import Live
+from loadtest.results.runfolder import DRIVER_ENV, SCENARIO_ENV, RunFolder, RunFolderError, RunLog, next_run_dir
 from loadtest.runtime.engine import WebSocketEngine
 
 if TYPE_CHECKING:
@@ -94,7 +93,7 @@ class Harness:
         # With a web UI, each test started from the page is a run of its own: its own folder,
         # live summary, and report when it stops.
         self.web = self.role != "worker" and getattr(environment, "web_ui", None) is not None
-        self.live: LiveSummary | None = None
+        self.live: Live | None = None
         self.current_run: str | None = None
         self.finished_runs: list[str] = []
         self._finisher: gevent.Greenlet | None = None
@@ -186,7 +185,14 @@ class Harness:
     def _write(self, records: list[Record]) -> None:
         if self.runlog is None:
             return
-        self.runlog.write(records)
+        try:
+            self.runlog.write(records)
+        except RunFolderError as exc:
+            # A run that cannot keep its data must not go on blind: stop it, say why.
+            log.error("loadtest: %s; stopping the test", exc)
+            self.runlog = None
+            gevent.spawn(self.environment.runner.quit)
+            return
         if self.live is not None:
             self.live.add(records)
 
@@ -221,7 +227,7 @@ class Harness:
             self.runlog = RunLog(out)
             self.current_run = str(out)
             if self.web:
-                self.live = LiveSummary(out)
+                self.live = Live(out)
                 _copy_scenario(out)
             self.runlog.write_run_info(self.environment.host or "", self.settings)
             log.info("loadtest: writing run data to %s", self.runlog.out_dir)
@@ -262,7 +268,7 @@ class Harness:
             fire(storm, self.environment.host or "", self.settings, self.reconnect, self._drop_clients)
         except StormError as exc:
             log.error("loadtest: storm at %gs (%s) not carried out: %s", storm.at, storm.side, exc)
-            self.reconnect.agg.count("storm_failed")
+            self.reconnect.storm_failed()
 
     def _drop_clients(self, fraction: float) -> int | None:
         if self.role == "master":
@@ -334,7 +340,7 @@ class Harness:
         self._scrape_into(runlog, "end")
         runlog.close()
         try:
-            from loadtest.cli.run import finish
+            from loadtest.results.verdict import finish
 
             finish(runlog.out_dir, _scenario_for_web(), incomplete=incomplete)
             log.info("loadtest: report of this test written to %s", runlog.out_dir / "report.html")
@@ -363,13 +369,17 @@ class Harness:
         if self.runlog is not None:
             # Last, so the target's counters include everything every worker did.
             self._scrape("end")
-            from loadtest.results.summary import write_summary
-
             self.runlog.close()
+            if os.environ.get(DRIVER_ENV) == "cli":
+                return  # `loadtest run` judges the folder itself, with the scenario's gates
             try:
-                write_summary(self.runlog.out_dir, incomplete=False)
+                from loadtest.results.verdict import finish
+
+                # A plain `locust -f` run: the same summary, report and JUnit, without gates.
+                finish(self.runlog.out_dir, None, incomplete=False)
+                log.info("loadtest: report written to %s", self.runlog.out_dir / "report.html")
             except Exception:
-                log.exception("loadtest: could not write the summary")
+                log.exception("loadtest: could not write the report of %s", self.runlog.out_dir)
 
 
 def _scenario_dir() -> Path | None:
@@ -380,11 +390,8 @@ def _scenario_dir() -> Path | None:
 def _copy_scenario(out: Path) -> None:
     """Each web-UI run folder keeps the scenario it is judged by, so ``loadtest report`` works on it."""
     source = _scenario_dir()
-    if source is None or source.resolve() == out.resolve():
-        return
-    for name in (SCENARIO_COPY, OVERRIDES):
-        if (source / name).exists():
-            shutil.copyfile(source / name, out / name)
+    if source is not None:
+        RunFolder(out).copy_scenario_from(RunFolder(source))
 
 
 def _scenario_for_web() -> Scenario | None:
@@ -392,10 +399,8 @@ def _scenario_for_web() -> Scenario | None:
     folder = _scenario_dir()
     if folder is None:
         return None
-    from loadtest.cli.run import saved_scenario
-
     try:
-        return saved_scenario(folder)
+        return RunFolder(folder).scenario()
     except (OSError, ValueError) as exc:
         log.error("loadtest: cannot read the scenario in %s (%s); judging without gates", folder, exc)
         return None

@@ -3,7 +3,7 @@
 Built only through Locust's extension points: ``template_args`` (``extended_tabs``,
 ``extended_tables``, ``extended_csv_files``), ``extended_stats`` added to the ``/stats/requests``
 payload the page polls every two seconds, and routes on ``web_ui.app``. Every number comes from
-the live summary (:mod:`loadtest.results.livesummary`), which is built like the final report's summary, so
+the live summary (:mod:`loadtest.results.live`), which is built like the final report's summary, so
 the tabs and the report agree.
 
 Locust renders an extended tab as a plain table of text, so a cell cannot be coloured; a replay
@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadtest.results.summary import Reduction
+from loadtest.collectors import generator, ticks
+from loadtest.collectors.keys import Family
+from loadtest.results.reduction import Reduction
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +159,8 @@ def ticks_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, 
         state = f"healthy (threshold {tick['threshold_hz']} Hz)"
     else:
         state = "waiting for the first session"
-    trend = sparkline([r.p5_hz for r in reduction.tick_rows[-60:]], tick["nominal_hz"])
+    seconds: list[ticks.TickSecond] = getattr(reduction.reducer(ticks.NAME), "seconds", [])
+    trend = sparkline([r.p5_hz for r in seconds[-60:]], tick["nominal_hz"])
     rows = [
         {
             "when": "whole run",
@@ -170,8 +173,8 @@ def ticks_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, 
         }
     ]
     threshold = tick["threshold_hz"]
-    saturated = reduction.saturated
-    for r in reversed(reduction.tick_rows[-RECENT_SECONDS:]):
+    saturated = getattr(reduction.reducer(generator.NAME), "saturated", set())
+    for r in reversed(seconds[-RECENT_SECONDS:]):
         if r.second in saturated:
             note = "generator saturated"
         elif threshold and r.p5_hz is not None and r.p5_hz < threshold:
@@ -297,24 +300,24 @@ def replay_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str,
 
 
 def generator_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, Any]]:
-    from loadtest.collectors import generator
-
     gen = summary["generator"]
     _, latest = reduction.latest.get(generator.NAME, (0, {}))
     rows = []
     for worker, w in gen["per_worker"].items():
-        me = f"{generator.WORKER}{worker}:"
-        now_seconds = latest.get(me + "seconds", 0)
-        cpu_now = latest.get(me + "cpu_pct_sum", 0) / now_seconds if now_seconds else None
+        def now(field: Family, worker: str = worker) -> float:
+            return latest.get(generator.WORKER(worker, field.head), 0)
+
+        now_seconds = now(generator.SECONDS)
+        cpu_now = now(generator.CPU_SUM) / now_seconds if now_seconds else None
         rows.append(
             {
                 "worker": worker if len(worker) <= 24 else worker[:24] + "\N{HORIZONTAL ELLIPSIS}",
                 "cpu": _num(cpu_now),
                 "cpumax": _num(w["cpu_max_pct"]),
                 "lag": _num(w["loop_lag_p99_ms"], 2),
-                "sessions": int(latest.get(me + "sessions", 0)) if now_seconds else "-",
+                "sessions": int(now(generator.SESSIONS)) if now_seconds else "-",
                 "saturated": w["seconds_saturated"],
-                "state": f"{RED} saturated" if latest.get(me + "saturated") else "healthy",
+                "state": f"{RED} saturated" if now(generator.SATURATED) else "healthy",
             }
         )
     rows.append(

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.collectors.aggregates import Bucket, read_log
-from loadtest.results.livesummary import LiveSummary
-from loadtest.results.summary import Reduction, summarise
+from loadtest.collectors.aggregates import Bucket
+from loadtest.results.live import Live
+from loadtest.results.reduction import Reduction
+from loadtest.results.runfolder import RunFolder
+from loadtest.results.summary import summarise_folder
 from loadtest.runtime.webui import extended_stats, replay_rows, sparkline, template_args
 
 CHROMIUM = "/usr/bin/chromium"
@@ -258,10 +260,10 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
     assert html == (out / "report.html").read_text(encoding="utf-8")
 
     # One source of truth: the live summary, fed the same records, says what summary.json says.
-    live = LiveSummary(out)
-    live.add(read_log(str(out / "data" / "aggregates.jsonl")))
+    live = Live(out)
+    live.add(RunFolder(out).records())
     live.settle(everything=True)
-    final = summarise(out)
+    final = summarise_folder(out)
     live_summary = live.summary(now=time.time() + 10)
     for section in ("tick", "ws", "rate_limit", "replay", "reconnect", "generator", "http"):
         assert live_summary[section] == final[section], section
@@ -278,7 +280,7 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
 def test_bucket_arriving_after_its_second_settled_still_counts_in_the_totals(tmp_path: Path) -> None:
     from loadtest.collectors.aggregates import Record
 
-    live = LiveSummary(tmp_path)
+    live = Live(tmp_path)
     b = Bucket()
     b.counts["opened"] += 2
     record = Record("sessions", 1000, "w1", dict(b.counts), {})

@@ -17,12 +17,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from loadtest.collectors.aggregates import Aggregator
+from loadtest.collectors.aggregates import Aggregator, merge_records
 from loadtest.results import frames as series
 from loadtest.results import report
-from loadtest.results import summary as analysis
+from loadtest.results.reduction import Reduction
 from loadtest.results.report import build_report
-from loadtest.results.runfolder import RunLog
+from loadtest.results.runfolder import RunFolder, RunLog
+from loadtest.results.summary import summarise_folder
 
 T0 = 1_800_000_000
 SECONDS = 60
@@ -175,7 +176,7 @@ def finish(summary: dict[str, Any], *, incomplete: bool = False, **extra: Any) -
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
     run = write_run(tmp_path_factory.mktemp("full") / "run")
-    summary = finish(analysis.summarise(run))
+    summary = finish(summarise_folder(run))
     path = build_report(run, summary)
     return run, summary, path.read_text(encoding="utf-8")
 
@@ -264,7 +265,7 @@ def test_percentile_tables_match_the_summary(full_run: tuple[Path, dict[str, Any
 def test_csvs_have_the_expected_columns_and_rows(full_run: tuple[Path, dict[str, Any], str]) -> None:
     run, _, _ = full_run
     columns, rows = _csv(run, "ticks")
-    assert columns == ["t", *series.TICKS]
+    assert columns == ["t", *series.columns('ticks')]
     assert [int(r["t"]) for r in rows] == list(range(SECONDS))
     assert rows[0]["time"] == "2027-01-15T08:00:00Z"
     assert all(float(r["p5_hz"]) >= 54 for r in rows[:ONSET]) and all(float(r["p5_hz"]) < 54 for r in rows[ONSET:])
@@ -272,49 +273,56 @@ def test_csvs_have_the_expected_columns_and_rows(full_run: tuple[Path, dict[str,
     assert [r["t"] for r in rows if r["saturated"] == "True"] == [str(s) for s in SATURATED]
 
     columns, rows = _csv(run, "http")
-    assert columns == ["t", *series.HTTP]
+    assert columns == ["t", *series.columns('http')]
     assert len(rows) == SECONDS * len(ENDPOINTS)
     storm = [r for r in rows if r["endpoint"] == "/join" and STORM <= int(r["t"]) < STORM + 5]
     assert {r["status_429"] for r in storm} == {"4"} and {r["status_2xx"] for r in storm} == {"4"}
 
     columns, rows = _csv(run, "generator")
-    assert columns == ["t", *series.GENERATOR] and len(rows) == SECONDS
+    assert columns == ["t", *series.columns('generator')] and len(rows) == SECONDS
     saturated = rows[SATURATED[0]]
     assert float(saturated["cpu_max_pct"]) == pytest.approx(95, rel=0.01) and saturated["processes"] == "2"
 
     columns, rows = _csv(run, "sessions")
-    assert columns[: len(series.SESSIONS) + 1] == ["t", *series.SESSIONS]
+    assert columns[: len(series.columns('sessions')) + 1] == ["t", *series.columns('sessions')]
     assert {"ended_client", "ended_server_close", "connect_failed_rate_limited"} <= set(columns)
     assert len(rows) == SECONDS and sum(int(r["unexpected"]) for r in rows) == 16
 
     columns, rows = _csv(run, "reconnect")
-    assert columns == ["t", *series.RECONNECT]
+    assert columns == ["t", *series.columns('reconnect')]
     assert [int(r["t"]) for r in rows] == list(range(STORM, STORM + 6))
     assert rows[0]["dropped"] == "16" and rows[0]["recovery_p50_s"] == ""  # nobody recovered yet
     assert float(rows[1]["recovery_p50_s"]) == pytest.approx(1.0, rel=0.01)
 
     columns, rows = _csv(run, "rate_limit")
-    assert columns == ["t", *series.RATE_LIMIT]
+    assert columns == ["t", *series.columns('rate_limit')]
     assert len(rows) == 5 and {r["responses_429"] for r in rows} == {"4"}  # probe steps are not in it
 
     columns, rows = _csv(run, "replay")
-    assert columns == ["t", *series.REPLAY] and len(rows) == 20 * 2
+    assert columns == ["t", *series.columns('replay')] and len(rows) == 20 * 2
     assert sum(int(r["accepted"]) for r in rows if r["kind"] == "jwt_alg_none") == 4
 
 
-def test_lazy_log_gives_the_same_frames_as_analysis_load(full_run: tuple[Path, dict[str, Any], str]) -> None:
+def test_one_pass_reader_gives_the_same_tables_as_merging_every_record_in_memory(
+    full_run: tuple[Path, dict[str, Any], str],
+) -> None:
     run, _, _ = full_run
-    with series.open_log(run) as data:
-        lazy = series.frames(data)
-    loaded = series.frames(analysis.load(run))
-    assert set(lazy) == set(series.NAMES)
+    from loadtest.results.reduction import read
+
+    streamed = series.frames(read(run).reduction)
+    merged = merge_records(RunFolder(run).records())
+    reduction = Reduction(tables=True)
+    for second in sorted({s for per in merged.values() for s in per}):
+        reduction.add_second(second, {c: per[second] for c, per in merged.items() if second in per})
+    in_memory = series.frames(reduction)
+    assert set(streamed) == set(series.NAMES)
     for name in series.NAMES:
-        pd.testing.assert_frame_equal(lazy[name], loaded[name])
+        pd.testing.assert_frame_equal(streamed[name], in_memory[name])
 
 
 def test_interrupted_run_gets_a_banner_and_its_partial_data(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", seconds=12, torn=True)
-    summary = finish(analysis.summarise(run), incomplete=True, aborted="gate tick.p5_hz >= 54 failed")
+    summary = finish(summarise_folder(run), incomplete=True, aborted="gate tick.p5_hz >= 54 failed")
     html = build_report(run, summary).read_text(encoding="utf-8")
     _assert_self_contained(html)
     assert "INCOMPLETE" in html and "ABORTED: gate tick.p5_hz &gt;= 54 failed" in html
@@ -325,7 +333,7 @@ def test_interrupted_run_gets_a_banner_and_its_partial_data(tmp_path: Path) -> N
     _, rows = _csv(run, "ticks")
     assert len(rows) == 12
     columns, rows = _csv(run, "reconnect")
-    assert columns == ["t", *series.RECONNECT] and rows == []
+    assert columns == ["t", *series.columns('reconnect')] and rows == []
 
 
 @pytest.mark.parametrize("log", ["empty", "missing"])
@@ -335,7 +343,7 @@ def test_empty_log_gives_a_report_saying_so(tmp_path: Path, log: str) -> None:
         RunLog(run).close()
     else:
         run.mkdir()
-    summary = analysis.summarise(run)
+    summary = summarise_folder(run)
     summary["incomplete"] = True
     html = build_report(run, summary).read_text(encoding="utf-8")
     assert CSP in html and PNG not in html
