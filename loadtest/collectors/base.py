@@ -18,9 +18,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
 from loadtest.collectors.aggregates import Bucket, percentile
 
 Row = dict[str, Any]
+
+
+class Section(BaseModel):
+    """The shape of one part of ``summary.json``: a key a reducer renames or forgets fails the
+    judging at once (tests catch it), instead of reading as "no data" somewhere downstream."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
@@ -55,6 +64,8 @@ class Reducer:
 
     name: ClassVar[str] = ""
     sections: ClassVar[tuple[str, ...]] = ()
+    #: The model of each section it writes (``None`` allowed where the section may be null).
+    models: ClassVar[dict[str, Any]] = {}
     needs: ClassVar[tuple[str, ...]] = ()
     table: ClassVar[str | None] = None
     #: The table's columns after ``time``; rows may add sorted extra columns named by the data.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator
-from loadtest.collectors.base import Context, Reducer, register
+from loadtest.collectors.base import Context, Reducer, Section, register
 from loadtest.collectors.keys import Family
 
 NAME = "cors"
@@ -34,9 +34,21 @@ class CorsCollector:
             b.counts[FINDING(finding, where)] += 1
 
 
+class CorsFinding(Section):
+    finding: str
+    origin: str
+    path: str
+
+
+class CorsSection(Section):
+    checked: int
+    ok: int
+    findings: list[CorsFinding]
+
 @register
 class CorsReducer(Reducer):
     name = NAME
+    models = {"cors": CorsSection | None}
     sections = ("cors",)
 
     def summarise(self, ctx: Context) -> dict[str, Any]:

@@ -7,12 +7,12 @@ seconds, so a struggling generator is never reported as a struggling server.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
 from loadtest.collectors.aggregates import Aggregator, Bucket, percentile
-from loadtest.collectors.base import Context, Reducer, Row, max_of, ms, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, max_of, ms, register
 from loadtest.collectors.keys import Family
 
 NAME = "generator"
@@ -73,9 +73,26 @@ def per_worker(total: Bucket) -> dict[str, dict[str, float | int | None]]:
     return out
 
 
+class WorkerHealth(Section):
+    seconds: int
+    cpu_mean_pct: float | None
+    cpu_max_pct: float | None
+    loop_lag_p99_ms: float | None
+    seconds_saturated: int
+
+
+class GeneratorSection(Section):
+    workers: int
+    cpu_max_pct: float | None
+    loop_lag_p99_ms: float | None
+    seconds_saturated: int
+    verdict: Literal["healthy", "saturated"]
+    per_worker: dict[str, WorkerHealth]
+
 @register
 class GeneratorReducer(Reducer):
     name = NAME
+    models = {"generator": GeneratorSection}
     sections = ("generator",)
     table = "generator"
     columns = ("processes", "cpu_max_pct", "cpu_mean_pct", "loop_lag_p99_ms", "saturated", "sessions")

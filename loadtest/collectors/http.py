@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
-from loadtest.collectors.base import Context, Reducer, Row, ms, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, ms, register
 from loadtest.collectors.keys import Family
 
 NAME = "http"
@@ -56,9 +56,19 @@ def status_class(code: str) -> str:
     return {2: "status_2xx", 4: "status_4xx", 5: "status_5xx"}.get(n // 100, "status_other")
 
 
+class HttpStep(Section):
+    count: int
+    failures: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    status: dict[str, int]
+    peak_per_s: int
+
 @register
 class HttpReducer(Reducer):
     name = NAME
+    models = {"http": dict[str, HttpStep]}
     sections = ("http",)
     table = "http"
     columns = ("endpoint", "requests", "failures", *STATUS_CLASSES, "p50_ms", "p95_ms", "p99_ms")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
-from loadtest.collectors.base import Context, Reducer, Row, ms, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, ms, register
 from loadtest.collectors.keys import Family
 
 NAME = "rate_limit"
@@ -148,9 +148,49 @@ _COLUMNS = {LIMITED: "responses_429", NO_RETRY_AFTER: "without_retry_after", HON
 _COLUMNS[NOT_HONOURED] = "not_honoured"
 
 
+class ProbeStep(Section):
+    endpoint: str
+    offered_rate: float
+    sent: int
+    accepted: int
+    limited: int
+    other: int
+    accepted_rate: float
+
+
+class ProbeResult(Section):
+    endpoint: str
+    steps: list[ProbeStep]
+    limited_from_rate: float | None
+    estimated_limit_per_s: float | None
+    retry_after_p50_s: float | None
+    enforced: bool
+
+
+class SeatHoarding(Section):
+    endpoint: str
+    asked: int
+    granted: int
+    rooms: int
+    stopped_by: str | None
+
+
+class RateLimitSection(Section):
+    responses_429: dict[str, int]
+    responses_429_total: int
+    without_retry_after: dict[str, int]
+    retry_after_p50_s: float | None
+    retry_after_honoured: int
+    retry_after_not_honoured: int
+    retry_after_honoured_ratio: float | None
+    probe: ProbeResult | None
+    seat_hoarding: SeatHoarding | None
+    enforced: bool | None
+
 @register
 class RateLimitReducer(Reducer):
     name = NAME
+    models = {"rate_limit": RateLimitSection}
     sections = ("rate_limit",)
     table = "rate_limit"
     columns = ("endpoint", "responses_429", "without_retry_after", "honoured", "not_honoured")

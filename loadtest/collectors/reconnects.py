@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
-from loadtest.collectors.base import Context, Reducer, Row, max_of, ms, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, max_of, ms, register
 from loadtest.collectors.keys import Family
 
 NAME = "reconnect"
@@ -111,9 +111,36 @@ class StormSegment:
 _TABLE = (DROPPED, ATTEMPTS, RECOVERED, GAVE_UP, LIMITED, STORMS)
 
 
+class Recoveries(Section):
+    dropped: int
+    recovered: int
+    recovered_ratio: float | None
+    recovery_p50_s: float | None
+    recovery_p95_s: float | None
+    recovery_max_s: float | None
+    gave_up: int
+
+
+class StormRecovery(Recoveries):
+    at_s: int
+    sides: list[str]
+
+
+class ReconnectSection(Recoveries):
+    dropped_by_cause: dict[str, int]
+    attempts: int
+    limited: int
+    resumed: int
+    resume_refused: int
+    storms: int
+    storms_failed: int
+    storm_dropped: int
+    by_storm: list[StormRecovery]
+
 @register
 class ReconnectReducer(Reducer):
     name = NAME
+    models = {"reconnect": ReconnectSection}
     sections = ("reconnect",)
     table = "reconnect"
     columns = ("dropped", "attempts", "recovered", "gave_up", "limited", "storms", "recovery_p50_s")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
-from loadtest.collectors.base import Context, Reducer, Row, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, register
 from loadtest.collectors.keys import Family
 
 NAME = "replay"
@@ -54,9 +54,25 @@ class ReplayCollector:
 _VERDICTS = {"attempts": ATTEMPT, "rejected": REJECTED, "accepted": ACCEPTED}
 
 
+class KindVerdict(Section):
+    attempts: int
+    rejected: int
+    accepted: int
+
+
+class ReplaySection(Section):
+    refused_ticket: dict[str, int]
+    refused_jwt: dict[str, int]
+    skipped: dict[str, int]
+    attempts: int
+    rejected: int
+    accepted: int
+    by_kind: dict[str, KindVerdict]
+
 @register
 class ReplayReducer(Reducer):
     name = NAME
+    models = {"replay": ReplaySection}
     sections = ("replay",)
     table = "replay"
     columns = ("kind", "attempts", "rejected", "accepted")

@@ -10,7 +10,7 @@ from typing import Any
 
 from loadtest.collectors import ticks
 from loadtest.collectors.aggregates import Aggregator, Bucket
-from loadtest.collectors.base import Context, Reducer, Row, ms, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, ms, register
 from loadtest.collectors.keys import Family
 
 NAME = "sessions"
@@ -54,9 +54,26 @@ def joined(family: Family, counts: dict[str, float]) -> dict[str, int]:
     return {k: out[k] for k in sorted(out)}
 
 
+class WsSection(Section):
+    sessions_opened: int
+    connect_p50_ms: float | None
+    connect_p95_ms: float | None
+    connect_failed: dict[str, int]
+    connect_failed_total: int
+    ended: dict[str, int]
+    unexpected_disconnects: int
+    messages: int
+
+
+class ProtocolErrorsSection(Section):
+    http: dict[str, int]
+    ws: dict[str, int]
+    total: int
+
 @register
 class SessionsReducer(Reducer):
     name = NAME
+    models = {"ws": WsSection, "protocol_errors": ProtocolErrorsSection}
     sections = ("ws", "protocol_errors")
     needs = ("ticks",)
     table = "sessions"

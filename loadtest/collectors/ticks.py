@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket, percentile
-from loadtest.collectors.base import Context, Reducer, Row, ms, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, ms, register
 from loadtest.collectors.keys import Family
 
 NAME = "ticks"
@@ -266,9 +266,34 @@ def degradation_onset(
     return None
 
 
+class Degradation(Section):
+    onset_second: int
+    players: int
+    p5_hz: float | None
+
+
+class TickSection(Section):
+    nominal_hz: float | None
+    threshold_hz: float | None
+    p50_hz: float | None
+    p5_hz: float | None
+    min_hz: float | None
+    ticks_received: int
+    missed_ticks: int
+    out_of_order: int
+    lag_p50_ms: float | None
+    lag_p99_ms: float | None
+    jitter_p99_ms: float | None
+    input_rtt_p50_ms: float | None
+    input_rtt_p99_ms: float | None
+    degradation: Degradation | None
+    seconds: int
+    peak_players: int
+
 @register
 class TicksReducer(Reducer):
     name = NAME
+    models = {"tick": TickSection}
     sections = ("tick",)
     needs = ("generator",)
     table = "ticks"

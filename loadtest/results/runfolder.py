@@ -39,6 +39,8 @@ SCENARIO_COPY, OVERRIDES = "scenario.toml", "overrides.json"
 SCENARIO_ENV = "LOADTEST_SCENARIO_DIR"
 #: Set to ``cli`` by a headless ``loadtest run``: it judges the folder, so Locust must not first.
 DRIVER_ENV = "LOADTEST_DRIVER"
+#: The exit code of a Locust process that stopped because its run folder refused writes.
+EXIT_NOT_CARRIED_OUT = 3
 
 
 class RunFolderError(OSError):

@@ -12,8 +12,7 @@ from typing import Any
 
 from loadtest.results.reduction import Reduction, read
 from loadtest.results.runfolder import LogIndex, RunFolder
-
-SCHEMA_VERSION = 1
+from loadtest.results.schema import SCHEMA_VERSION
 
 
 def run_section(folder: RunFolder, index: LogIndex | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from loadtest.results.gates import Gate, GateResult, evaluate, flatten
 from loadtest.results.junit import write_junit
 from loadtest.results.reduction import read
 from loadtest.results.runfolder import SUMMARY, RunFolder
+from loadtest.results.schema import validate
 from loadtest.results.summary import summarise
 
 
@@ -66,7 +67,7 @@ def finish(
     summary["incomplete"] = incomplete
     summary["aborted"] = aborted
     summary["passed"] = all(r.passed for r in results) and not incomplete
-    folder.write_json(SUMMARY, summary)
+    folder.write_json(SUMMARY, validate(summary))
     write_junit(folder.path / "junit.xml", summary["scenario"]["name"], results, incomplete=incomplete)
     build_report(folder.path, summary, run.reduction, frames(run.reduction))
     return summary, results

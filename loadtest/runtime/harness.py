@@ -33,7 +33,15 @@ from loadtest.collectors.sessions import SessionCollector
 from loadtest.collectors.ticks import TickCollector
 from loadtest.config.settings import PlayerSettings
 from loadtest.results.live import Live
-from loadtest.results.runfolder import DRIVER_ENV, SCENARIO_ENV, RunFolder, RunFolderError, RunLog, next_run_dir
+from loadtest.results.runfolder import (
+    DRIVER_ENV,
+    EXIT_NOT_CARRIED_OUT,
+    SCENARIO_ENV,
+    RunFolder,
+    RunFolderError,
+    RunLog,
+    next_run_dir,
+)
 from loadtest.runtime.engine import WebSocketEngine
 
 if TYPE_CHECKING:
@@ -191,6 +199,8 @@ class Harness:
             # A run that cannot keep its data must not go on blind: stop it, say why.
             log.error("loadtest: %s; stopping the test", exc)
             self.runlog = None
+            # Never a verdict on data we could not keep: Locust exits "not carried out".
+            self.environment.process_exit_code = EXIT_NOT_CARRIED_OUT
             gevent.spawn(self.environment.runner.quit)
             return
         if self.live is not None:

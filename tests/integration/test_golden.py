@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-#: Keys that name where the run was made from, not what it measured.
-NOT_NUMBERS = {"scenario.file"}
+#: Keys that name where the run was made from or the document's version, not what it measured.
+NOT_NUMBERS = {"scenario.file", "schema_version"}
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
