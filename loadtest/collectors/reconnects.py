@@ -56,7 +56,6 @@ class ReconnectCollector:
         b = self.agg.bucket()
         b.counts[RECOVERED()] += 1
         b.observe(RECOVERY(), max(1.0, (time.monotonic() - recovery.started) * 1000))
-        b.observe("attempts_count", max(1, recovery.attempts))
 
     def resumed(self) -> None:
         """A dropped session came back with the server's resume credential (no new matchmaking)."""

@@ -19,7 +19,7 @@ CONNECT_FAILED = Family("connect_failed", ("reason",), greedy="reason")
 ENDED = Family("ended", ("reason",), greedy="reason")
 #: An HTTP step's reply the protocol could not read: where (the step) and why.
 PROTOCOL_ERROR = Family("protocol_error", ("where", "reason"), greedy="reason")
-CONNECT, DURATION = Family("connect_us"), Family("duration_ms")
+CONNECT = Family("connect_us")
 
 
 class SessionCollector:
@@ -34,12 +34,11 @@ class SessionCollector:
     def connect_failed(self, reason: str) -> None:
         self.agg.count(CONNECT_FAILED(reason))
 
-    def ended(self, reason: str, *, expected: bool, duration_s: float) -> None:
+    def ended(self, reason: str, *, expected: bool) -> None:
         b = self.agg.bucket()
         b.counts[ENDED(reason)] += 1
         if not expected:
             b.counts[UNEXPECTED()] += 1
-        b.observe(DURATION(), duration_s * 1000)
 
     def protocol_error(self, where: str, reason: str) -> None:
         self.agg.count(PROTOCOL_ERROR(where, reason))

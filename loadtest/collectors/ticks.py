@@ -27,11 +27,11 @@ TICKS, MESSAGES, MISSED, OUT_OF_ORDER = Family("ticks"), Family("messages"), Fam
 CONNECTED, WELCOMES, NOMINAL_SUM = Family("connected"), Family("welcomes"), Family("nominal_hz_sum")
 #: A message the protocol could not read, by the protocol's reason.
 PROTOCOL_ERROR = Family("protocol_error", ("reason",), greedy="reason")
-RATE, ARRIVALS = Family("tick_rate_centihz"), Family("arrival_rate_centihz")
+RATE = Family("tick_rate_centihz")
 LAG, JITTER, INPUT_RTT = Family("lag_us"), Family("jitter_us"), Family("input_rtt_us")
 # The hot path counts by plain strings.
 _TICKS, _MESSAGES, _MISSED, _OOO, _CONNECTED = TICKS(), MESSAGES(), MISSED(), OUT_OF_ORDER(), CONNECTED()
-_RATE, _ARRIVALS, _LAG, _JITTER, _RTT = RATE(), ARRIVALS(), LAG(), JITTER(), INPUT_RTT()
+_RATE, _LAG, _JITTER, _RTT = RATE(), LAG(), JITTER(), INPUT_RTT()
 #: Input send times kept per session for matching acks (a few seconds at 20 Hz).
 MAX_PENDING_INPUTS = 256
 #: Seconds the p5 rate must stay under the threshold to call it degradation.
@@ -212,7 +212,6 @@ class TickCollector:
                 # below nominal; report what arrived rather than staying silent.
                 rate = float(arrivals)
             bucket.observe(_RATE, rate * 100)
-            bucket.observe(_ARRIVALS, arrivals * 100)
             # The next window starts at this one's last tick, so no interval is lost between seconds.
             s.w_first_tick, s.w_first_ts, s.w_count = s.w_last_tick, s.w_last_ts, 1
 

@@ -240,7 +240,7 @@ class GamePlayer(HttpUser):
     def _record_end(self, end: SessionEnd) -> None:
         if end.reason == "not_connected":
             return
-        self.harness.sessions.ended(end.reason, expected=end.expected, duration_s=end.duration_s)
+        self.harness.sessions.ended(end.reason, expected=end.expected)
         self.environment.events.request.fire(
             request_type="WS",
             name=f"session end: {end.reason}",
