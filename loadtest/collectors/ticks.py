@@ -305,12 +305,15 @@ class TicksReducer(Reducer):
         super().__init__()
         #: One row per second: the degradation onset and the live trend are read off these.
         self.seconds: list[TickSecond] = []
+        self.peak_players = 0
+        self._onset = _OnsetScan()
 
     def fact(self, second: int, bucket: Bucket) -> TickSecond:
         return row(second, bucket)
 
     def observe(self, second: int, fact: TickSecond) -> None:
         self.seconds.append(fact)
+        self.peak_players = max(self.peak_players, fact.players)
 
     def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
         rate, lag = bucket.hists.get(_RATE), bucket.hists.get(_LAG)
@@ -339,7 +342,7 @@ class TicksReducer(Reducer):
         rate, lag, rtt = total.hists.get(_RATE), total.hists.get(_LAG), total.hists.get(_RTT)
         nominal = self.nominal(ctx)
         threshold = ctx.threshold or ctx.settings.get("degradation_threshold") or 0.9
-        onset = degradation_onset(rows, nominal * threshold, saturated=saturated_seconds(ctx)) if nominal else None
+        onset = self._onset.scan(rows, nominal * threshold, saturated_seconds(ctx)) if nominal else None
         return {
             "tick": {
                 "nominal_hz": nominal,
@@ -359,9 +362,35 @@ class TicksReducer(Reducer):
                 if onset is None
                 else {"onset_second": onset.second, "players": onset.players, "p5_hz": onset.p5_hz},
                 "seconds": len(rows),
-                "peak_players": max((r.players for r in rows), default=0),
+                "peak_players": self.peak_players,
             }
         }
+
+
+class _OnsetScan:
+    """:func:`degradation_onset`, resumed where the last summary left off: a live view asks every
+    few seconds, and an hour of rows must not be scanned again each time."""
+
+    def __init__(self) -> None:
+        self.threshold: float | None = None
+        self.done = 0
+        self.run: list[TickSecond] = []
+        self.onset: TickSecond | None = None
+
+    def scan(self, rows: list[TickSecond], threshold: float, saturated: set[int]) -> TickSecond | None:
+        if threshold != self.threshold or self.done > len(rows):
+            self.threshold, self.done, self.run, self.onset = threshold, 0, [], None
+        if self.onset is None:
+            for r in rows[self.done :]:
+                if r.p5_hz is None or r.second in saturated or r.p5_hz >= threshold:
+                    self.run = []
+                    continue
+                self.run.append(r)
+                if len(self.run) >= ONSET_HOLD:
+                    self.onset = self.run[0]
+                    break
+        self.done = len(rows)
+        return self.onset
 
 
 def saturated_seconds(ctx: Context) -> set[int]:

@@ -43,6 +43,7 @@ class Live:
         self._closed_before: int | None = None
         self._summary: dict[str, Any] | None = None
         self._summary_at = 0.0
+        self._worst: dict[str, tuple[int, Any]] = {}
 
     def _start(self) -> Reduction:
         # run.json is written as the run starts, after this object may exist: read it at first use.
@@ -93,11 +94,22 @@ class Live:
             return None
         metrics = flatten(self.summary(now))
         for gate in gates:
-            windows = self.windows[float(gate.over)].values if gate.over else ()
+            windows = [self._worst_window(gate)] if gate.over else ()
             result = evaluate(gate, metrics, windows)
             if not result.passed and result.value is not None:
                 return f"gate {gate.name!r} failed during the run ({result.message})"
         return None
+
+    def _worst_window(self, gate: Gate) -> dict[str, Any]:
+        """The gate's worst window so far, carried from check to check (each window is read once)."""
+        values = self.windows[float(gate.over)].values
+        seen, worst = self._worst.get(gate.name, (0, None))
+        for window in values[seen:]:
+            value = window.get(gate.metric)
+            if value is not None:
+                worst = value if worst is None else gate.worse(worst, value)
+        self._worst[gate.name] = (len(values), worst)
+        return {gate.metric: worst}
 
     def status(self) -> str:
         """The one-line progress of ``loadtest run``, from the newest settled second."""
