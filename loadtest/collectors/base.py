@@ -14,7 +14,7 @@ Adding a collector: write its module with both halves, decorate the reducer with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -177,4 +177,13 @@ def max_of(hist: Any, scale: float, digits: int | None = 3) -> float | None:
     return value if digits is None else round(value, digits)
 
 
-Summariser = Callable[[Context], dict[str, Any]]
+def labelled_rows(counts: Mapping[str, float], columns: Mapping[str, Any], label: str) -> list[Row]:
+    """One table row per value of a one-label family (an endpoint, a replay kind), with a column
+    per family: ``columns`` maps a column name to the :class:`~loadtest.collectors.keys.Family`
+    whose counts fill it."""
+    per: dict[str, dict[str, int]] = {}
+    for column, family in columns.items():
+        for (value,), n in family.items(counts):
+            row = per.setdefault(value, {})
+            row[column] = row.get(column, 0) + int(n)
+    return [{label: value, **per[value]} for value in sorted(per)]

@@ -45,6 +45,7 @@ class CorsSection(Section):
     ok: int
     findings: list[CorsFinding]
 
+
 @register
 class CorsReducer(Reducer):
     name = NAME

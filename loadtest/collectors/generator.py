@@ -89,6 +89,7 @@ class GeneratorSection(Section):
     verdict: Literal["healthy", "saturated"]
     per_worker: dict[str, WorkerHealth]
 
+
 @register
 class GeneratorReducer(Reducer):
     name = NAME

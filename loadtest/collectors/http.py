@@ -65,6 +65,7 @@ class HttpStep(Section):
     status: dict[str, int]
     peak_per_s: int
 
+
 @register
 class HttpReducer(Reducer):
     name = NAME

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
-from loadtest.collectors.base import Context, Reducer, Row, Section, ms, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, labelled_rows, ms, register
 from loadtest.collectors.keys import Family
 
 NAME = "rate_limit"
@@ -144,8 +144,12 @@ def probe_result(rl: Bucket) -> dict[str, Any] | None:
     }
 
 
-_COLUMNS = {LIMITED: "responses_429", NO_RETRY_AFTER: "without_retry_after", HONOURED: "honoured"}
-_COLUMNS[NOT_HONOURED] = "not_honoured"
+_COLUMNS = {
+    "responses_429": LIMITED,
+    "without_retry_after": NO_RETRY_AFTER,
+    "honoured": HONOURED,
+    "not_honoured": NOT_HONOURED,
+}
 
 
 class ProbeStep(Section):
@@ -187,6 +191,7 @@ class RateLimitSection(Section):
     seat_hoarding: SeatHoarding | None
     enforced: bool | None
 
+
 @register
 class RateLimitReducer(Reducer):
     name = NAME
@@ -198,12 +203,8 @@ class RateLimitReducer(Reducer):
     text_columns = ("endpoint",)
 
     def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
-        per: dict[str, dict[str, int]] = {}
-        for family, column in _COLUMNS.items():  # probe:* steps are the probe's, in the summary
-            for (endpoint,), value in family.items(bucket.counts):
-                row = per.setdefault(endpoint, {})
-                row[column] = row.get(column, 0) + int(value)
-        return [{"endpoint": endpoint, **per[endpoint]} for endpoint in sorted(per)]
+        # probe:* steps are the probe's, in the summary
+        return labelled_rows(bucket.counts, _COLUMNS, "endpoint")
 
     def summarise(self, ctx: Context) -> dict[str, Any]:
         c = self.total.counts

@@ -136,6 +136,7 @@ class ReconnectSection(Recoveries):
     storm_dropped: int
     by_storm: list[StormRecovery]
 
+
 @register
 class ReconnectReducer(Reducer):
     name = NAME

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
-from loadtest.collectors.base import Context, Reducer, Row, Section, register
+from loadtest.collectors.base import Context, Reducer, Row, Section, labelled_rows, register
 from loadtest.collectors.keys import Family
 
 NAME = "replay"
@@ -69,6 +69,7 @@ class ReplaySection(Section):
     accepted: int
     by_kind: dict[str, KindVerdict]
 
+
 @register
 class ReplayReducer(Reducer):
     name = NAME
@@ -80,12 +81,7 @@ class ReplayReducer(Reducer):
     text_columns = ("kind",)
 
     def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
-        per: dict[str, dict[str, int]] = {}
-        for column, family in _VERDICTS.items():
-            for (kind,), value in family.items(bucket.counts):
-                row = per.setdefault(kind, {})
-                row[column] = row.get(column, 0) + int(value)
-        return [{"kind": kind, **per[kind]} for kind in sorted(per)]
+        return labelled_rows(bucket.counts, _VERDICTS, "kind")
 
     def summarise(self, ctx: Context) -> dict[str, Any]:
         c = self.total.counts

@@ -69,6 +69,7 @@ class ProtocolErrorsSection(Section):
     ws: dict[str, int]
     total: int
 
+
 @register
 class SessionsReducer(Reducer):
     name = NAME

@@ -289,6 +289,7 @@ class TickSection(Section):
     seconds: int
     peak_players: int
 
+
 @register
 class TicksReducer(Reducer):
     name = NAME

@@ -59,9 +59,7 @@ def finish(
     summary = summarise(run.reduction, folder, index=run.index)
     summary["scenario"] = describe(scenario, folder)
     metrics = flatten(summary)
-    results = [
-        evaluate(gate, metrics, run.windows[float(gate.over)].values if gate.over else ()) for gate in gates
-    ]
+    results = [evaluate(gate, metrics, run.windows[float(gate.over)].values if gate.over else ()) for gate in gates]
     summary["gates"] = [r.to_json() for r in results]
     summary["findings"] = findings(summary)
     summary["incomplete"] = incomplete
