@@ -239,7 +239,7 @@ def _run_run(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from loadtest.cli.run import print_summary
+    from loadtest.cli.run import exit_code, print_summary
     from loadtest.config.scenario import ScenarioError
     from loadtest.results.runfolder import RunFolder, RunFolderError
     from loadtest.results.verdict import finish
@@ -258,13 +258,21 @@ def _run_report(args: argparse.Namespace) -> int:
     previous = folder.summary() or {}
     # A run killed before it could write its verdict is incomplete by definition.
     incomplete = previous.get("incomplete", True) if "gates" in previous else True
+    was = previous.get("integrity") or {}
     try:
-        summary, results = finish(folder.path, scenario, incomplete=incomplete, aborted=previous.get("aborted"))
+        summary, results = finish(
+            folder.path,
+            scenario,
+            incomplete=incomplete,
+            aborted=previous.get("aborted"),
+            interrupted=bool(was.get("interrupted")),
+            locust_exit_code=was.get("locust_exit_code"),
+        )
     except RunFolderError as exc:
         print(f"loadtest report: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print_summary(summary, results, folder.path)
-    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+    return exit_code(summary)
 
 
 def _run_scenarios(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_E
 from loadtest.results.gates import GateResult
 from loadtest.results.live import Live
 from loadtest.results.runfolder import DRIVER_ENV, SCENARIO_ENV, RunFolder, RunFolderError, prepare, run_dirs
-from loadtest.results.verdict import finish, judged
+from loadtest.results.verdict import EXIT_CODES, finish, judged
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_CARRIED_OUT = 0, 1, 2, 3
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfile.py"
@@ -191,18 +191,29 @@ def _run_locust(
     incomplete = interrupt.hit or aborted is not None or proc.returncode not in (0, 1)
     if interrupt.hit:
         _say("loadtest: interrupted - writing what was gathered (the report is marked incomplete)")
+    # Locust's own failure counts only when we did not stop it ourselves (a stop is exit 0 or 1).
+    locust_code = None if interrupt.hit or aborted is not None else proc.returncode
     try:
-        summary, results = finish(out_dir, scenario, incomplete=incomplete, aborted=aborted)
+        summary, results = finish(
+            out_dir,
+            scenario,
+            incomplete=incomplete,
+            aborted=aborted,
+            interrupted=interrupt.hit,
+            locust_exit_code=locust_code,
+        )
     except RunFolderError as exc:
         _say(f"loadtest: {exc}; the run's verdict could not be written")
         return EXIT_NOT_CARRIED_OUT
     print_summary(summary, results, out_dir)
-    if proc.returncode not in (0, 1) and not interrupt.hit and aborted is None:
+    if locust_code not in (None, 0, 1):
         _say(f"loadtest: Locust exited with code {proc.returncode}; see {out_dir / 'locust.log'}")
-        return EXIT_NOT_CARRIED_OUT
-    if interrupt.hit:
-        return EXIT_NOT_CARRIED_OUT
-    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+    return exit_code(summary)
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    """0 passed, 1 a gate failed on a run that carried out its plan, 3 not carried out."""
+    return EXIT_CODES.get(str(summary.get("outcome")), EXIT_PASSED if summary.get("passed") else EXIT_FAILED)
 
 
 def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, str], web: tuple[str, int]) -> int:
@@ -247,17 +258,22 @@ def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, s
     print_summary(summary, results, last)
     if len(folders) > 1:
         _say(f"({len(folders)} tests were run; this verdict is the last one's: {', '.join(map(str, folders))})")
-    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+    return exit_code(summary)
 
 
 def print_summary(summary: dict[str, Any], results: list[GateResult], out_dir: Path) -> None:
     tick, ws, rc, rp = summary["tick"], summary["ws"], summary["reconnect"], summary["replay"]
     _say("")
     _say("=" * 78)
-    verdict = "PASSED" if summary["passed"] else "FAILED"
-    if summary.get("incomplete"):
+    verdict = str(summary.get("outcome") or ("passed" if summary["passed"] else "failed")).upper()
+    if summary.get("incomplete") and verdict != "NOT CARRIED OUT":
         verdict += " (incomplete run)"
     _say(f"{summary['scenario']['name']}: {verdict}")
+    integrity = summary.get("integrity") or {}
+    for reason in integrity.get("reasons", []):
+        _say(f"  not carried out: {reason}")
+    for note in integrity.get("notes", []):
+        _say(f"  note: {note}")
     _say("-" * 78)
 
     def fmt(value: Any, unit: str = "") -> str:

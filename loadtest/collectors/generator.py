@@ -106,15 +106,26 @@ class GeneratorReducer(Reducer):
         self.saturated: set[int] = set()
         #: Each generating process adds one sample per second: the most in any second is their number.
         self.processes = 0
+        #: worker -> (first second, last second it sampled, its open sessions then): a worker whose
+        #: samples stop before the run's end was lost.
+        self.workers: dict[str, tuple[int, int, int]] = {}
 
-    def fact(self, second: int, bucket: Bucket) -> tuple[bool, int]:
-        return bool(bucket.counts.get(SATURATED())), int(bucket.counts.get(SECONDS(), 0))
+    def fact(self, second: int, bucket: Bucket) -> tuple[bool, int, dict[str, int]]:
+        """Saturated or not, how many processes sampled, and each one's open sessions."""
+        sessions = {w: int(v) for (w, field), v in WORKER.items(bucket.counts) if field == SESSIONS.head}
+        for (w, field), _ in WORKER.items(bucket.counts):
+            if field == SECONDS.head:
+                sessions.setdefault(w, 0)
+        return bool(bucket.counts.get(SATURATED())), int(bucket.counts.get(SECONDS(), 0)), sessions
 
-    def observe(self, second: int, fact: tuple[bool, int]) -> None:
-        saturated, processes = fact
+    def observe(self, second: int, fact: tuple[bool, int, dict[str, int]]) -> None:
+        saturated, processes, sessions = fact
         if saturated:
             self.saturated.add(second)
         self.processes = max(self.processes, processes)
+        for worker, open_sessions in sessions.items():
+            first = self.workers.get(worker, (second, second, 0))[0]
+            self.workers[worker] = (first, second, open_sessions)
 
     def rows(self, second: int, bucket: Bucket, ctx: Context) -> list[Row]:
         processes = int(bucket.counts.get(SECONDS(), 0))

@@ -1,22 +1,34 @@
-"""JUnit XML: one test case per gate, so a CI system lists each threshold with its verdict."""
+"""JUnit XML: one test case per gate, and one for the run's integrity, so a CI system lists each
+threshold with its verdict and a run that did not do its plan as an error of its own."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from loadtest.results.gates import GateResult
 
+INTEGRITY_CASE = "run carried out its plan"
 
-def write_junit(path: Path, scenario: str, results: list[GateResult], *, incomplete: bool) -> None:
+
+def write_junit(path: Path, scenario: str, results: list[GateResult], *, integrity: dict[str, Any]) -> None:
     failures = sum(1 for r in results if not r.passed)
+    carried_out = bool(integrity["carried_out"])
     suite = ET.Element(
         "testsuite",
         name=f"loadtest.{scenario}",
-        tests=str(len(results) + (1 if incomplete else 0)),
+        tests=str(len(results) + 1),
         failures=str(failures),
-        errors=str(1 if incomplete else 0),
+        errors=str(0 if carried_out else 1),
     )
+    case = ET.SubElement(suite, "testcase", classname=f"loadtest.{scenario}", name=INTEGRITY_CASE)
+    if carried_out:
+        ET.SubElement(case, "system-out").text = "\n".join(integrity["notes"]) or "carried out as planned"
+    else:
+        reasons = list(integrity["reasons"])
+        error = ET.SubElement(case, "error", message="not carried out: " + "; ".join(reasons), type="NotCarriedOut")
+        error.text = "\n".join(reasons)
     for result in results:
         case = ET.SubElement(suite, "testcase", classname=f"loadtest.{scenario}.gates", name=result.gate.name)
         if not result.passed:
@@ -24,9 +36,6 @@ def write_junit(path: Path, scenario: str, results: list[GateResult], *, incompl
             failure.text = f"{result.gate.expression}\n{result.message}"
         else:
             ET.SubElement(case, "system-out").text = result.message
-    if incomplete:
-        case = ET.SubElement(suite, "testcase", classname=f"loadtest.{scenario}", name="run completed")
-        ET.SubElement(case, "error", message="the run was interrupted or aborted; numbers cover part of it")
     root = ET.Element("testsuites")
     root.append(suite)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -163,6 +163,7 @@ def _header(summary: Mapping[str, Any], t0: int | None, span: int) -> dict[str, 
     scenario = summary.get("scenario") or {}
     run = summary.get("run") or {}
     gen = summary.get("generator") or {}
+    integrity = summary.get("integrity") or {}
     gates = summary.get("gates") or []
     incomplete, aborted = bool(summary.get("incomplete")), summary.get("aborted")
     passed = summary.get("passed")
@@ -181,6 +182,10 @@ def _header(summary: Mapping[str, Any], t0: int | None, span: int) -> dict[str, 
         "users": scenario.get("users") if scenario.get("users") is not None else summary.get("users"),
         "peak_players": (summary.get("tick") or {}).get("peak_players"),
         "passed": passed,
+        "outcome": summary.get("outcome") or ("passed" if passed else "failed"),
+        "not_carried_out": integrity.get("carried_out") is False,
+        "reasons": list(integrity.get("reasons") or []),
+        "notes": list(integrity.get("notes") or []),
         "incomplete": incomplete,
         "aborted": bool(aborted),
         "aborted_reason": aborted if isinstance(aborted, str) else None,

@@ -10,11 +10,12 @@ suite, never a silent "no data" in a report or a gate. Unknown keys are refused 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError, create_model
 
 from loadtest.collectors.base import Section, registered
+from loadtest.results.integrity import IntegritySection
 
 #: Bumped whenever the shape of summary.json changes (docs/summary.md lists what changed).
 SCHEMA_VERSION = 2
@@ -58,6 +59,7 @@ def summary_model() -> type[BaseModel]:
     """The whole document: run-level fields, then every registered collector's sections."""
     fields: dict[str, Any] = {
         "schema_version": (int, ...),
+        "integrity": (IntegritySection | None, None),
         "run": (RunSection, ...),
     }
     for reducer in registered().values():
@@ -70,6 +72,7 @@ def summary_model() -> type[BaseModel]:
         "findings": (list[str], []),
         "incomplete": (bool, False),
         "aborted": (str | None, None),
+        "outcome": (Literal["passed", "failed", "not carried out"] | None, None),
         "passed": (bool | None, None),
     }
     return create_model("Summary", __base__=Section, **fields)

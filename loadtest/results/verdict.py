@@ -14,6 +14,7 @@ from typing import Any
 from loadtest.results.findings import findings
 from loadtest.results.frames import frames
 from loadtest.results.gates import Gate, GateResult, evaluate, flatten
+from loadtest.results.integrity import check
 from loadtest.results.junit import write_junit
 from loadtest.results.reduction import read
 from loadtest.results.runfolder import SUMMARY, RunFolder
@@ -45,12 +46,35 @@ def describe(scenario: Any, folder: RunFolder) -> dict[str, Any]:
     }
 
 
+#: The three outcomes, and the exit code of each.
+PASSED, FAILED, NOT_CARRIED_OUT = "passed", "failed", "not carried out"
+EXIT_CODES = {PASSED: 0, FAILED: 1, NOT_CARRIED_OUT: 3}
+
+
+def outcome(integrity: dict[str, Any], results: Iterable[GateResult], aborted: str | None) -> str:
+    """Not carried out beats failed beats passed: a gate verdict on a run that did not do its plan
+    is shown, but it is never a pass."""
+    if not integrity["carried_out"]:
+        return NOT_CARRIED_OUT
+    if aborted or not all(r.passed for r in results):
+        return FAILED
+    return PASSED
+
+
 def finish(
-    out_dir: str | Path, scenario: Any, *, incomplete: bool, aborted: str | None = None
+    out_dir: str | Path,
+    scenario: Any,
+    *,
+    incomplete: bool,
+    aborted: str | None = None,
+    interrupted: bool = False,
+    locust_exit_code: int | None = None,
 ) -> tuple[dict[str, Any], list[GateResult]]:
-    """Summary, gates, findings, report and JUnit from the run folder alone. Without a scenario (a
-    plain ``locust -f`` run) there are no gates, and the verdict only says whether the run was
-    complete."""
+    """Summary, integrity, gates, findings, report and JUnit from the run folder alone. Without a
+    scenario (a plain ``locust -f`` run) there are no gates and no plan beyond the run itself.
+
+    ``incomplete`` says the numbers cover part of the run (an interrupt, an abort, a run killed
+    before it was judged); ``interrupted`` that a person stopped it."""
     from loadtest.results.report import build_report
 
     folder = RunFolder(out_dir)
@@ -60,13 +84,26 @@ def finish(
     summary["scenario"] = describe(scenario, folder)
     metrics = flatten(summary)
     results = [evaluate(gate, metrics, run.windows[float(gate.over)].values if gate.over else ()) for gate in gates]
+    integrity = check(
+        run.reduction,
+        summary,
+        folder.settings(),
+        scenario,
+        interrupted=interrupted,
+        locust_exit_code=locust_exit_code,
+    )
+    if incomplete and not (interrupted or aborted or integrity["reasons"]):
+        integrity["reasons"].append("the run ended before it was judged (it was stopped or killed)")
+        integrity["carried_out"] = False
+    summary = {"schema_version": summary["schema_version"], "integrity": integrity, **summary}
     summary["gates"] = [r.to_json() for r in results]
     summary["findings"] = findings(summary)
     summary["incomplete"] = incomplete
     summary["aborted"] = aborted
-    summary["passed"] = all(r.passed for r in results) and not incomplete
+    summary["outcome"] = outcome(integrity, results, aborted)
+    summary["passed"] = summary["outcome"] == PASSED
     folder.write_json(SUMMARY, validate(summary))
-    write_junit(folder.path / "junit.xml", summary["scenario"]["name"], results, incomplete=incomplete)
+    write_junit(folder.path / "junit.xml", summary["scenario"]["name"], results, integrity=integrity)
     build_report(folder.path, summary, run.reduction, frames(run.reduction))
     return summary, results
 

@@ -1,0 +1,272 @@
+"""Did the run do what its scenario planned? The part of the verdict that no gate can give.
+
+A gate judges the numbers a run produced; it cannot see that the run never reached its load, lost
+a worker half-way, never set off its storm, skipped a probe, hammered a target that had stopped
+answering, or measured a saturated load generator. Each of those makes every number suspect, so
+such a run is **not carried out** (exit 3) whatever its gates say, and it says why in plain words.
+What was planned comes from the scenario and the settings the run recorded; what happened comes
+from the reducers of the one pass over its data. docs/summary.md §13 lists the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from loadtest.collectors import generator, http, ticks
+from loadtest.collectors.base import Section
+from loadtest.results.reduction import Reduction
+
+#: The share of the planned players that must have been connected at once.
+LOAD_REACHED = 0.9
+#: A worker whose last sample is older than this many seconds before the run's last is lost.
+WORKER_LOST_AFTER_S = 5
+#: Saturated seconds beyond this share of the run make its numbers the generator's own.
+SATURATED_SHARE = 0.1
+#: Seconds at the end of a run with requests but not one answer: the target stopped answering.
+SILENT_TAIL_S = 5
+#: A scheduled storm is matched to a recorded one this many seconds either side of its time.
+STORM_SLACK_S = 5
+
+
+class StageReached(Section):
+    stage: int
+    users: int
+    peak_connected: int
+
+
+class LostWorker(Section):
+    worker: str
+    last_seen_s: int
+    sessions: int
+
+
+class StormCheck(Section):
+    at_s: float
+    side: str
+    carried_out: bool
+    dropped: int | None
+    why: str | None
+
+
+class ProbeCheck(Section):
+    probe: str
+    checked: bool
+    attempts: int
+    why: str | None
+
+
+class IntegritySection(Section):
+    carried_out: bool
+    reasons: list[str]
+    notes: list[str]
+    planned_users: int | None
+    peak_connected: int
+    stages: list[StageReached]
+    workers_expected: int | None
+    workers_seen: int
+    workers_lost: list[LostWorker]
+    storms: list[StormCheck]
+    probes: list[ProbeCheck]
+    seconds_saturated: int
+    target_silent_from_s: int | None
+    interrupted: bool
+    locust_exit_code: int | None
+
+
+def check(
+    reduction: Reduction,
+    summary: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    scenario: Any | None,
+    *,
+    interrupted: bool = False,
+    locust_exit_code: int | None = None,
+) -> dict[str, Any]:
+    """The ``integrity`` section: what was planned against what happened, and the reasons (in
+    words) a run was not carried out."""
+    reasons: list[str] = []
+    notes: list[str] = []
+    t0 = reduction.first_second
+    if interrupted:
+        reasons.append("the run was interrupted before its planned end")
+    if locust_exit_code not in (None, 0, 1):
+        reasons.append(f"Locust ended with exit code {locust_exit_code} (see locust.log)")
+    if t0 is None:
+        reasons.append("no data was recorded: no player ran")
+
+    planned, stages = _load(reduction, scenario, reasons)
+    expected, seen, lost = _workers(reduction, scenario, reasons)
+    storms = _storms(summary, settings, reasons, notes)
+    probes = _probes(summary, settings, reasons)
+    saturated = int(summary["generator"]["seconds_saturated"])
+    seconds = max(1, (reduction.last_second or 0) - (t0 or 0) + 1)
+    if saturated and saturated > SATURATED_SHARE * seconds:
+        reasons.append(
+            f"the load generator was saturated for {saturated} of {seconds} s: those numbers measure "
+            "the generator, not the target (fewer users per worker, or more workers)"
+        )
+    elif saturated:
+        notes.append(f"the load generator was saturated for {saturated} s; tick verdicts skip those seconds")
+    silent = _silent_from(reduction)
+    if silent is not None:
+        reasons.append(f"the target stopped answering at {silent} s: every request after that timed out or failed")
+    scrape = summary.get("target_metrics")
+    if isinstance(scrape, dict) and scrape.get("scraped") is False:
+        notes.append("the target's /metrics could not be scraped: its own counters are not compared")
+    return {
+        "carried_out": not reasons,
+        "reasons": reasons,
+        "notes": notes,
+        "planned_users": planned,
+        "peak_connected": int(summary["tick"]["peak_players"]),
+        "stages": stages,
+        "workers_expected": expected,
+        "workers_seen": seen,
+        "workers_lost": lost,
+        "storms": storms,
+        "probes": probes,
+        "seconds_saturated": saturated,
+        "target_silent_from_s": silent,
+        "interrupted": interrupted,
+        "locust_exit_code": locust_exit_code,
+    }
+
+
+def _load(reduction: Reduction, scenario: Any, reasons: list[str]) -> tuple[int | None, list[dict[str, Any]]]:
+    rows: Sequence[ticks.TickSecond] = getattr(reduction.reducer(ticks.NAME), "seconds", [])
+    t0 = reduction.first_second or 0
+    if scenario is None:
+        return None, []
+    stages = list(getattr(scenario, "stages", ()) or ())
+    if not stages:
+        planned = int(scenario.users)
+        peak = max((r.players for r in rows), default=0)
+        if peak < LOAD_REACHED * planned:
+            reasons.append(f"load not reached: at most {peak} of {planned} planned players were connected at once")
+        return planned, []
+    out, start = [], 0.0
+    for i, stage in enumerate(stages):
+        end = start + float(stage.duration)
+        inside = [r.players for r in rows if start <= r.second - t0 < end + 1]
+        peak = max(inside, default=0)
+        out.append({"stage": i + 1, "users": int(stage.users), "peak_connected": peak})
+        if peak < LOAD_REACHED * int(stage.users):
+            reasons.append(
+                f"load not reached in stage {i + 1}: at most {peak} of {stage.users} planned players "
+                f"were connected between {start:g} s and {end:g} s"
+            )
+        start = end
+    return max(int(s.users) for s in stages), out
+
+
+def _workers(
+    reduction: Reduction, scenario: Any, reasons: list[str]
+) -> tuple[int | None, int, list[dict[str, Any]]]:
+    gen = reduction.reducer(generator.NAME)
+    spans: dict[str, tuple[int, int, int]] = getattr(gen, "workers", {})
+    expected = int(scenario.workers) if scenario is not None else None
+    last = reduction.last_second
+    t0 = reduction.first_second or 0
+    lost = []
+    if last is not None:
+        for worker, (_, last_seen, sessions) in sorted(spans.items()):
+            if last_seen < last - WORKER_LOST_AFTER_S:
+                lost.append({"worker": worker, "last_seen_s": last_seen - t0, "sessions": sessions})
+    for w in lost:
+        reasons.append(
+            f"worker {w['worker']} was lost at {w['last_seen_s']} s with {w['sessions']} open sessions; "
+            "they ended with the generator, not the target"
+        )
+    if expected is not None and len(spans) < expected and last is not None:
+        reasons.append(f"only {len(spans)} of {expected} worker processes ran players")
+    return expected, len(spans), lost
+
+
+def _storms(
+    summary: Mapping[str, Any], settings: Mapping[str, Any], reasons: list[str], notes: list[str]
+) -> list[dict[str, Any]]:
+    planned = sorted(settings.get("storms") or [], key=lambda s: float(s.get("at", 0)))
+    recorded = list(summary["reconnect"]["by_storm"])
+    out = []
+    for storm in planned:
+        at, side = float(storm.get("at", 0)), str(storm.get("side", "server"))
+        optional = bool(storm.get("optional", False))
+        match = next(
+            (r for r in recorded if side in r["sides"] and abs(r["at_s"] - at) <= STORM_SLACK_S),
+            None,
+        )
+        if match is not None:
+            recorded.remove(match)
+        dropped = None if match is None else int(match["dropped"])
+        why = None
+        if match is None:
+            why = "it was not set off (see locust.log: its trigger failed or was never reached)"
+        elif side != "stall" and dropped == 0:
+            why = "it dropped no session"
+        out.append({"at_s": at, "side": side, "carried_out": why is None, "dropped": dropped, "why": why})
+        if why is not None:
+            sentence = f"the {side}-side storm planned at {at:g} s was not carried out: {why}"
+            (notes if optional else reasons).append(sentence + (" (optional)" if optional else ""))
+    return out
+
+
+def _probes(summary: Mapping[str, Any], settings: Mapping[str, Any], reasons: list[str]) -> list[dict[str, Any]]:
+    probes = settings.get("probes") or {}
+    optional = set(probes.get("optional") or ())
+    out: list[dict[str, Any]] = []
+
+    def say(name: str, attempts: int, why: str | None) -> None:
+        out.append({"probe": name, "checked": why is None, "attempts": attempts, "why": why})
+        if why is not None and name not in optional:
+            reasons.append(f"{name} was not checked: {why}")
+
+    replay = summary["replay"]
+    if float(probes.get("replay_rate") or 0) > 0:
+        skipped: dict[str, list[str]] = {}
+        for key in replay["skipped"]:
+            kind, _, why = key.partition(":")
+            skipped.setdefault(kind, []).append(why)
+        requested = list(probes.get("replay_kinds") or ()) or sorted(set(replay["by_kind"]) | set(skipped))
+        if not requested:
+            say("replay", 0, "no replay attempt was made")
+        for kind in requested:
+            attempts = int(replay["by_kind"].get(kind, {}).get("attempts", 0))
+            why = None
+            if attempts == 0:
+                why = "skipped: " + ", ".join(skipped[kind]) if kind in skipped else "no attempt was made"
+            say(f"replay {kind}", attempts, why)
+    if probes.get("rate_limit_endpoint"):
+        probe = summary["rate_limit"]["probe"]
+        sent = sum(s["sent"] for s in probe["steps"]) if probe else 0
+        say("the rate-limit probe", sent, None if sent else "it sent no request")
+    if probes.get("cors_origins"):
+        cors = summary.get("cors")
+        checked = int(cors["checked"]) if cors else 0
+        say("the CORS probe", checked, None if checked else "it made no preflight request")
+    return out
+
+
+def _silent_from(reduction: Reduction) -> int | None:
+    """The run second from which every HTTP request failed without an answer, when that lasted
+    to the end of the run for at least :data:`SILENT_TAIL_S` seconds."""
+    tables = reduction.tables
+    if tables is None or http.NAME not in tables or reduction.last_second is None:
+        return None
+    table = tables[http.NAME]
+    answered: dict[int, int] = {}
+    unanswered: dict[int, int] = {}
+    for second, row in zip(table.seconds, table.rows, strict=True):
+        zero = int(row.get("status_0", 0))
+        unanswered[second] = unanswered.get(second, 0) + zero
+        answered[second] = answered.get(second, 0) + int(row.get("requests", 0)) - zero
+    if not unanswered:
+        return None
+    last_answer = max((s for s, n in answered.items() if n > 0), default=None)
+    after = [s for s, n in unanswered.items() if n > 0 and (last_answer is None or s > last_answer)]
+    if not after:
+        return None
+    start = min(after)
+    if reduction.last_second - start + 1 < SILENT_TAIL_S:
+        return None
+    return start - (reduction.first_second or start)
