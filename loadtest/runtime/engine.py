@@ -30,6 +30,7 @@ import random
 import socket
 import ssl
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,8 +123,16 @@ class _ThreadLogger:
     def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
         if level >= self._level:
             text = msg % args if args else str(msg)
-            if kwargs.get("exc_info"):
-                text += " (with exception)"
+            exc_info = kwargs.get("exc_info")
+            if exc_info:
+                # The traceback crosses as text: formatting it here touches no gevent object.
+                if isinstance(exc_info, BaseException):
+                    lines = traceback.format_exception(exc_info)
+                elif isinstance(exc_info, tuple):
+                    lines = traceback.format_exception(*exc_info)
+                else:
+                    lines = traceback.format_exc().splitlines(keepends=True)
+                text += "\n" + "".join(lines).rstrip()
             self._post("log", level, text)
 
     def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
@@ -139,6 +148,7 @@ class _ThreadLogger:
         self.log(logging.ERROR, msg, *args, **kwargs)
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("exc_info", True)
         self.log(logging.ERROR, msg, *args, **kwargs)
 
 
@@ -352,7 +362,10 @@ class WebSocketEngine:
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         message = context.get("message", "error")
-        self._post("log", logging.ERROR, f"{message}: {exc!r}" if exc else message)
+        if isinstance(exc, BaseException):
+            self._tlog.error("%s: %r", message, exc, exc_info=exc)
+        else:
+            self._post("log", logging.ERROR, message)
 
     def _close_later(self, ws: ClientConnection, farewell: str | bytes | None = None) -> None:
         """Start a close handshake without waiting for it; keep the task referenced until done.
@@ -415,7 +428,7 @@ class WebSocketEngine:
             _close_socket(sock)
             outcome = _classify_failure(exc)
             if outcome.reason == "error":
-                self._tlog.warning("unexpected WebSocket connect failure: %r", exc)
+                self._tlog.warning("unexpected WebSocket connect failure: %r", exc, exc_info=exc)
             self._post("failed", sid, outcome)
             self._live.pop(sid, None)
             return
@@ -435,7 +448,7 @@ class WebSocketEngine:
             end = await self._hold(sid, live, ws, started)
         except Exception as exc:
             # A bug here must not leave a player waiting forever: the session still ends, loudly.
-            self._tlog.error("session %d failed: %r", sid, exc)
+            self._tlog.error("session %d failed: %r", sid, exc, exc_info=exc)
             end = SessionEnd("error", None, time.perf_counter() - started, 0)
             ws.transport.abort()
         finally:
@@ -568,7 +581,7 @@ class WebSocketEngine:
         except (ConnectionClosed, asyncio.CancelledError):
             return
         except Exception as exc:  # a Protocol subclass's bug: say so, once, and count it
-            self._tlog.error("input sender stopped: %r", exc)
+            self._tlog.error("input sender stopped: %r", exc, exc_info=exc)
             self.ticks.agg.count("protocol_error:input_message")
 
     async def _ticker(self) -> None:
@@ -577,9 +590,18 @@ class WebSocketEngine:
             now = time.time()
             boundary = int(now) + 1
             await asyncio.sleep(boundary - now + 0.01)
-            self.ticks.roll(boundary - 1, sum(1 for live in self._live.values() if live.spec.measure))
+            try:
+                self.ticks.roll(boundary - 1, sum(1 for live in self._live.values() if live.spec.measure))
+            except Exception as exc:
+                # One bad second must not end every later second's roll for the whole process.
+                self._tlog.error("tick roll of second %d failed: %r", boundary - 1, exc, exc_info=exc)
+                self.ticks.agg.count("engine_error:roll")
             self.loop_lag_ms, self._lag_max = self._lag_max, 0.0
-            records = self.ticks.agg.drain(self._worker, before=boundary)
+            try:
+                records = self.ticks.agg.drain(self._worker, before=boundary)
+            except Exception as exc:
+                self._tlog.error("tick drain failed: %r", exc, exc_info=exc)
+                continue
             if records:
                 self._post("records", records)
 
