@@ -19,7 +19,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlencode
 
-
 #: Largest tick / ack / sequence number a message may carry: beyond it a float loses integers.
 MAX_COUNTER = 2**53
 #: Largest absolute timestamp (seconds): about the year 5138, far past any clock, far below

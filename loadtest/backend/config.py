@@ -24,6 +24,10 @@ DEFECTS: dict[str, str] = {
 }
 
 
+#: Shortest HS256 signing key accepted: the hash's size (RFC 7518 section 3.2).
+MIN_JWT_SECRET_BYTES = 32
+
+
 class ConfigError(ValueError):
     """A backend setting is impossible; the message names the setting and what is allowed."""
 
@@ -114,6 +118,14 @@ class BackendConfig:
                 ) from exc
         if not self.admin_token or len(self.admin_token) < 8:
             raise ConfigError("admin_token: must be at least 8 characters")
+        if len(self.jwt_secret.encode("utf-8", "surrogatepass")) < MIN_JWT_SECRET_BYTES:
+            # RFC 7518 section 3.2: an HS256 key shorter than the hash (32 bytes) is guessable offline
+            # from any one token; PyJWT warns about it. Refused, so no run measures a weak backend.
+            raise ConfigError(
+                f"jwt_secret: must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256 "
+                f"(got {len(self.jwt_secret.encode('utf-8', 'surrogatepass'))}); e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
 
     @property
     def scheme(self) -> str:

@@ -341,3 +341,14 @@ def _log_once(key: str, message: str, exc: BaseException) -> None:
 
 def _is_timeout(error: BaseException | None) -> bool:
     return isinstance(error, requests.exceptions.Timeout)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare from game backends; treated as absent
+    # NaN, inf, or a wait past a day is no instruction a player can follow; treated as absent.
+    return seconds if 0 <= seconds <= 86400 else None
