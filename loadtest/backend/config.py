@@ -73,6 +73,9 @@ class BackendConfig:
     #: How long the ``ticket-race`` defect waits between checking and consuming a ticket,
     #: standing for one round trip to a shared ticket store.
     race_window: float = 0.05
+    #: Seconds a connection may stay open without sending a complete request (slow or silent
+    #: clients, half-open sockets) before it is closed.
+    idle_timeout: float = 30.0
     max_body_bytes: int = 16 * 1024
     max_ws_message_bytes: int = 4 * 1024
 
@@ -94,7 +97,7 @@ class BackendConfig:
             raise ConfigError(f"room_capacity: must be 1..10000, got {self.room_capacity}")
         if not 0 <= self.substeps <= 1000:
             raise ConfigError(f"substeps: must be 0..1000, got {self.substeps}")
-        for name in ("ticket_ttl", "token_ttl"):
+        for name in ("ticket_ttl", "token_ttl", "idle_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be > 0 seconds, got {getattr(self, name)}")
         self.token_limit.validate("token_limit")

@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from loadtest.backend.admin import Admin
 from loadtest.backend.config import BackendConfig
+from loadtest.backend.http import JsonErrorRunner
 from loadtest.backend.matchmaker import Matchmaker
 from loadtest.backend.pool import GameServerPool
 
@@ -64,7 +65,13 @@ class ReferenceBackend:
         try:
             app = self.matchmaker.app()
             Admin(self.matchmaker, self.config.admin_token).install(app)
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+            self._runner = JsonErrorRunner(
+                app,
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=2.0,
+                keepalive_timeout=self.config.idle_timeout,
+            )
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context())
             await site.start()

@@ -62,6 +62,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ticket-ttl", type=_positive(float), default=10.0, help="ticket lifetime, s (default 10)")
     p.add_argument("--token-ttl", type=_positive(float), default=3600.0, help="JWT lifetime, s (default 3600)")
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=30.0,
+        help="close a connection that sends no complete request for this long, s (default 30)",
+    )
     p.add_argument("--token-rate", type=_positive(float), default=5.0, help="/request_token per IP per s")
     p.add_argument("--token-burst", type=_positive(int), default=10, help="/request_token burst per IP")
     p.add_argument("--join-rate", type=_positive(float), default=10.0, help="/join per IP per s")
@@ -121,6 +127,7 @@ def _config_from(args: argparse.Namespace) -> BackendConfig:
         substeps=args.substeps,
         ticket_ttl=args.ticket_ttl,
         token_ttl=args.token_ttl,
+        idle_timeout=args.idle_timeout,
         token_limit=RateLimit(args.token_rate, args.token_burst),
         join_ip_limit=RateLimit(args.join_rate, args.join_burst),
         join_player_limit=RateLimit(args.join_player_rate, args.join_player_burst),
