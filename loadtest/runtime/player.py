@@ -297,7 +297,13 @@ class GamePlayer(HttpUser):
             with response:
                 status = response.status_code
                 if status == 0:
-                    reason = "timeout" if expired or _is_timeout(response.error) else "connection_error"
+                    if expired or _is_timeout(response.error):
+                        # Counted with its reason: a reply that never completes is the target's
+                        # answer, and would otherwise show only as a Locust failure.
+                        reason = "deadline_exceeded" if expired else "timeout"
+                        self.harness.sessions.protocol_error(path, reason)
+                    else:
+                        reason = "connection_error"
                     response.failure(f"{reason} ({type(response.error).__name__})")
                     return _Attempt(reason=reason)
                 if status == 429:
