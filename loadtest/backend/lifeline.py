@@ -48,3 +48,20 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None] 
             os.kill(os.getpid(), number)
 
     return preexec
+
+
+def die_with_parent_now(sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies; True if it could.
+
+    For processes this code did not start (Locust's ``--processes`` forks its workers itself):
+    the request is made from inside, and a parent already gone means the signal comes at once.
+    """
+    prctl = _PRCTL
+    if prctl is None:
+        return False
+    parent = os.getppid()
+    if prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent or parent == 1:
+        os.kill(os.getpid(), int(sig))
+    return True
