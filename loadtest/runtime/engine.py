@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import random
 import socket
@@ -43,7 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError
+from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError, loads
 from loadtest.collectors.ticks import TickCollector
 
 log = logging.getLogger(__name__)
@@ -379,7 +378,7 @@ class WebSocketEngine:
         live = _Live(spec)
         self._live[sid] = live
         assert self._loop is not None
-        live.task = self._loop.create_task(self._session(sid, live))
+        live.task = self._loop.create_task(self._session_safely(sid, live))
 
     def _close_session(self, sid: int, abort: bool, storm: bool = False) -> None:
         live = self._live.get(sid)
@@ -397,6 +396,18 @@ class WebSocketEngine:
         else:
             live.close = True
             self._close_later(live.ws, live.codec.leave_message())
+
+    async def _session_safely(self, sid: int, live: _Live) -> None:
+        """:meth:`_session`, with a last net: whatever escapes it, the player still hears an end
+        (it waits on ``connected`` and ``ended``) and the traceback reaches the log."""
+        try:
+            await self._session(sid, live)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._tlog.error("session %d failed: %r", sid, exc, exc_info=exc)
+            self._live.pop(sid, None)
+            self._post("failed", sid, ConnectOutcome(False, reason="error"))
 
     async def _session(self, sid: int, live: _Live) -> None:
         spec = live.spec
@@ -467,6 +478,9 @@ class WebSocketEngine:
             return Opening(False, reason="join_timeout")
         except ProtocolError as exc:
             return Opening(False, reason=f"protocol_error_{exc.reason}")
+        except Exception as exc:  # a protocol's bug, or a frame nothing anticipated: the session still ends
+            self._tlog.error("joining after the handshake failed: %r", exc, exc_info=exc)
+            return Opening(False, reason="protocol_error_unexpected")
 
     async def _hold(self, sid: int, live: _Live, ws: ClientConnection, started: float) -> SessionEnd:
         spec = live.spec
@@ -669,8 +683,8 @@ def _classify_failure(exc: BaseException) -> ConnectOutcome:
     if isinstance(exc, InvalidStatus):
         response = exc.response
         try:
-            body = json.loads(response.body or b"null")
-        except ValueError:
+            body = loads(response.body or b"null")
+        except ProtocolError:  # not JSON, or nested deep enough to recurse: no reason to read
             body = None
         return ConnectOutcome(False, reason=f"refused_{response.status_code}", status=response.status_code, body=body)
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):

@@ -12,6 +12,7 @@ Modes:
 - ``bad_ts``: ticks carry ``NaN``, ``Infinity`` or ``1e308`` as their timestamp, in turn;
 - ``deep_token``: ``/request_token`` answers JSON nested 100,000 deep;
 - ``drip_token``: ``/request_token`` answers one byte a second, forever (a bounded forever);
+- ``deep_refusal``: ``/connect`` refuses every ticket with a 403 whose JSON is nested 100,000 deep;
 - ``opaque``: nothing is broken; the tokens are simply not JWTs (for the replay probe's kinds).
 """
 
@@ -27,7 +28,7 @@ from collections import Counter
 
 from aiohttp import web
 
-MODES = ("huge_tick", "bad_ts", "deep_token", "drip_token", "opaque")
+MODES = ("huge_tick", "bad_ts", "deep_token", "drip_token", "deep_refusal", "opaque")
 TICK_RATE = 20
 #: Longest a session or a dripping reply lasts: every loop here is bounded.
 MAX_SECONDS = 30
@@ -83,6 +84,8 @@ class HostileTarget:
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")
+        if self.mode == "deep_refusal":
+            return web.Response(status=403, text="[" * 100_000 + "]" * 100_000, content_type="application/json")
         if ticket not in self.tickets:
             return web.json_response({"error": "ticket refused", "reason": "unknown"}, status=403)
         self.tickets.discard(ticket)

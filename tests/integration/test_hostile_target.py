@@ -122,6 +122,15 @@ def test_a_reply_nested_past_any_sane_depth_is_counted_and_retried_by_the_policy
     assert s["http"], "Locust's own tables saw the failed requests"
 
 
+def test_a_refusal_nested_past_any_sane_depth_is_a_counted_refusal(tmp_path: Path) -> None:
+    with hostile("deep_refusal") as url:
+        result = _run(url, tmp_path / "run")
+        joins = _requests(url).get("/join", 0)
+    failed = result.summary["ws"]["connect_failed"]
+    assert failed.get("refused_403", 0) == joins > 0, failed
+    assert joins <= USERS * 6, joins
+
+
 def test_a_reply_that_drips_is_cut_at_the_step_deadline(tmp_path: Path) -> None:
     settings = tmp_path / "settings.json"
     settings.write_text(PlayerSettings(connect_timeout=1.5).to_json(), encoding="utf-8")
