@@ -167,7 +167,7 @@ class GamePlayer(HttpUser):
         except Exception as exc:
             name = type(exc).__name__
             self.harness.sessions.protocol_error("player", f"unexpected_{name}")
-            _log_once(name, "player step failed unexpectedly (counted as protocol_error:player:unexpected_%s)", exc)
+            _log_once(name, f"a player step failed unexpectedly (protocol_error:player:unexpected_{name})", exc)
             return _Attempt(reason="error")
 
     def join_and_connect(self) -> _Attempt:
