@@ -155,6 +155,8 @@ class _JsonErrorHandler(RequestHandler):
 
 
 class _JsonErrorServer(web.Server):
+    __slots__ = ()  # the same layout as aiohttp's Server, so an instance can take this class
+
     def __call__(self) -> RequestHandler:
         return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
 
