@@ -5,13 +5,28 @@ settings file (``LOADTEST_SETTINGS``, written by ``loadtest run``) has load stag
 drives the users instead of ``-u``/``-r``.
 """
 
-from locust import LoadTestShape
+import signal
+from typing import Any
+
+from locust import LoadTestShape, events
+from locust.env import Environment
+from locust.runners import WorkerRunner
 
 import loadtest.runtime.plugin  # noqa: F401 - registers the --lt-* options and the harness
+from loadtest.backend.lifeline import die_with_parent_now
 from loadtest.config.settings import PlayerSettings
 from loadtest.runtime.player import GamePlayer
 
 __all__ = ["GamePlayer"]
+
+
+@events.init.add_listener
+def _die_with_master(environment: Environment, **_: Any) -> None:
+    """Workers that ``--processes`` forked die with their master, even a master killed with
+    SIGKILL (``loadtest run`` has the kernel end the master; nothing would end its workers)."""
+    if isinstance(environment.runner, WorkerRunner) and getattr(environment.parsed_options, "processes", None):
+        die_with_parent_now(signal.SIGTERM)
+
 
 _STAGES = PlayerSettings.load().stages
 

@@ -156,8 +156,13 @@ def encode_string(text: str) -> bytes:
 def decode_error(frame: bytes) -> tuple[int, str]:
     """An ERROR frame's (code, message)."""
     code, at = decode_number(frame, 1)
+    if not isinstance(code, int):
+        # A float code (NaN, 1e308) means nothing as an error code, and int() would raise on it.
+        if not (code == code and abs(code) < 2**31 and code == int(code)):
+            raise ProtocolError("bad_number", "error code is not an integer")
+        code = int(code)
     message = decode_string(frame, at)[0] if at < len(frame) else ""
-    return int(code), message
+    return code, message
 
 
 def join_token(frame: bytes) -> str:

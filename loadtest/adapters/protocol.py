@@ -7,15 +7,25 @@ and overrides the step that differs; every method is one step of the flow.
 
 Replies are parsed defensively: anything that is not the expected JSON shape raises
 :class:`ProtocolError` with a short, countable reason, never a ``KeyError`` that kills a user.
+Numbers are held to what their field can mean, at parse time: a tick number past 2**53 or a
+timestamp that is not a finite date between 1970 and 5138 would otherwise reach arithmetic that
+overflows (``int(10**400 / ...)``) far from the message that caused it, on the engine's thread.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlencode
+
+#: Largest tick / ack / sequence number a message may carry: beyond it a float loses integers.
+MAX_COUNTER = 2**53
+#: Largest absolute timestamp (seconds): about the year 5138, far past any clock, far below
+#: where float arithmetic on it loses the milliseconds a lag is made of.
+MAX_TIMESTAMP = 1e11
+#: Deepest JSON nesting a reply may have; the reference protocol needs two levels.
+MAX_DEPTH = 64
 
 
 class ProtocolError(Exception):
@@ -170,10 +180,7 @@ class Protocol:
 
         Raises :class:`ProtocolError` for anything malformed, which the engine counts.
         """
-        try:
-            msg = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ProtocolError("invalid_json") from None
+        msg = loads(raw, check_depth=False)  # the hot path reads top-level fields only
         if not isinstance(msg, dict):
             raise ProtocolError("not_an_object")
         kind = self._kinds.get(msg.get(self._type), OTHER)
@@ -182,23 +189,27 @@ class Protocol:
         tick, ts = msg.get(self._tick), msg.get(self._ts)
         if type(tick) is not int or type(ts) not in (float, int):
             raise ProtocolError("bad_tick", "tick must be an integer and ts a number")
+        if not 0 <= tick <= MAX_COUNTER:
+            raise ProtocolError("tick_out_of_range", "tick must be 0..2**53")
+        if not -MAX_TIMESTAMP <= ts <= MAX_TIMESTAMP:  # NaN fails every comparison
+            raise ProtocolError("ts_out_of_range", "ts must be a finite number of seconds")
         ack = msg.get(self._ack, 0)
         players = msg.get(self._players, 0)
         return (
             TICK,
             tick,
             float(ts),
-            ack if type(ack) is int else 0,
-            players if type(players) is int else 0,
+            ack if type(ack) is int and 0 <= ack <= MAX_COUNTER else 0,
+            players if type(players) is int and 0 <= players <= MAX_COUNTER else 0,
         )
 
     def welcome_tick_rate(self, raw: str | bytes) -> float | None:
         """The nominal tick rate a welcome message announces, if it does."""
         try:
-            rate = json.loads(raw).get("tick_rate")
-        except (ValueError, AttributeError):
+            rate = loads(raw, check_depth=False).get("tick_rate")
+        except (ProtocolError, AttributeError):
             return None
-        return float(rate) if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0 else None
+        return rate_or_none(rate)
 
     def input_message(self, seq: int, x: float, y: float) -> str | bytes:
         return f'{{"{self._type}":"{self.config.input_type}","{self.config.seq_field}":{seq},"x":{x:.3f},"y":{y:.3f}}}'
@@ -243,16 +254,50 @@ def _string(data: dict[str, Any], key: str, what: str) -> str:
     return value
 
 
+#: Longest lifetime (``expires_in``) taken at its word: ten years. Beyond, it is treated as absent.
+MAX_LIFETIME = 10 * 365 * 86400.0
+
+
 def _seconds(data: dict[str, Any], key: str) -> float | None:
     value = data.get(key)
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_LIFETIME:
+        return float(value)  # NaN fails the comparison; 10**400 never reaches float()
+    return None
+
+
+def rate_or_none(value: object, limit: float = 100_000.0) -> float | None:
+    """A positive, finite rate (Hz) no larger than ``limit``, else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= limit:
         return float(value)
     return None
 
 
-def decode_json(text: str) -> object:
-    """JSON of an HTTP reply, or :class:`ProtocolError` ``invalid_json``."""
+def loads(raw: str | bytes, *, check_depth: bool = True) -> Any:
+    """JSON, or :class:`ProtocolError`: ``invalid_json``, or ``too_deep`` for nesting past
+    :data:`MAX_DEPTH` (``check_depth``) or deep enough to take the C parser to a ``RecursionError``."""
     try:
-        return json.loads(text)
-    except ValueError:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):  # ValueError includes ints of more than 4,300 digits
         raise ProtocolError("invalid_json") from None
+    except RecursionError:
+        raise ProtocolError("too_deep") from None
+    if check_depth and isinstance(value, dict | list) and _too_deep(value):
+        raise ProtocolError("too_deep")
+    return value
+
+
+def _too_deep(value: dict | list) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_DEPTH`; iterative, so it cannot recurse."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def decode_json(text: str) -> object:
+    """JSON of an HTTP reply, or :class:`ProtocolError` (``invalid_json``, ``too_deep``)."""
+    return loads(text)

@@ -8,14 +8,13 @@ pause, an overloaded host).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import random
 from importlib import resources
 
 import jinja2
 from aiohttp import web
 
-from loadtest.backend.http import ApiError, json_object
+from loadtest.backend.http import ApiError, json_object, same_secret
 from loadtest.backend.matchmaker import Matchmaker
 
 #: Close codes a chaos drop may use: the registered ones a real server sends when going away or
@@ -44,7 +43,7 @@ class Admin:
 
     def _authorise(self, request: web.Request) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), self._token):
+        if scheme.lower() != "bearer" or not same_secret(token.strip(), self._token):
             raise ApiError(401, "admin token required", headers={"WWW-Authenticate": 'Bearer realm="admin"'})
 
     async def stats(self) -> dict[str, object]:

@@ -24,6 +24,10 @@ DEFECTS: dict[str, str] = {
 }
 
 
+#: Shortest HS256 signing key accepted: the hash's size (RFC 7518 section 3.2).
+MIN_JWT_SECRET_BYTES = 32
+
+
 class ConfigError(ValueError):
     """A backend setting is impossible; the message names the setting and what is allowed."""
 
@@ -69,6 +73,9 @@ class BackendConfig:
     #: How long the ``ticket-race`` defect waits between checking and consuming a ticket,
     #: standing for one round trip to a shared ticket store.
     race_window: float = 0.05
+    #: Seconds a connection may stay open without sending a complete request (slow or silent
+    #: clients, half-open sockets) before it is closed.
+    idle_timeout: float = 30.0
     max_body_bytes: int = 16 * 1024
     max_ws_message_bytes: int = 4 * 1024
 
@@ -90,7 +97,7 @@ class BackendConfig:
             raise ConfigError(f"room_capacity: must be 1..10000, got {self.room_capacity}")
         if not 0 <= self.substeps <= 1000:
             raise ConfigError(f"substeps: must be 0..1000, got {self.substeps}")
-        for name in ("ticket_ttl", "token_ttl"):
+        for name in ("ticket_ttl", "token_ttl", "idle_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be > 0 seconds, got {getattr(self, name)}")
         self.token_limit.validate("token_limit")
@@ -114,6 +121,14 @@ class BackendConfig:
                 ) from exc
         if not self.admin_token or len(self.admin_token) < 8:
             raise ConfigError("admin_token: must be at least 8 characters")
+        if len(self.jwt_secret.encode("utf-8", "surrogatepass")) < MIN_JWT_SECRET_BYTES:
+            # RFC 7518 section 3.2: an HS256 key shorter than the hash (32 bytes) is guessable offline
+            # from any one token; PyJWT warns about it. Refused, so no run measures a weak backend.
+            raise ConfigError(
+                f"jwt_secret: must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256 "
+                f"(got {len(self.jwt_secret.encode('utf-8', 'surrogatepass'))}); e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
 
     @property
     def scheme(self) -> str:

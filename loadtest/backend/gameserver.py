@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from loadtest.backend.http import JsonErrorRunner, same_secret
 from loadtest.backend.internal import INTERNAL_KEY_ENV, INTERNAL_KEY_HEADER
 from loadtest.backend.simulation import InvalidInput, RoomSimulation, parse_input
 
@@ -261,7 +261,7 @@ class GameServer:
 
     @web.middleware
     async def _require_key(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
-        if not hmac.compare_digest(request.headers.get(INTERNAL_KEY_HEADER, ""), self._key):
+        if not same_secret(request.headers.get(INTERNAL_KEY_HEADER, ""), self._key):
             return web.json_response({"error": "forbidden"}, status=403)
         return await handler(request)
 
@@ -322,7 +322,7 @@ async def _serve(args: argparse.Namespace) -> None:
     if len(key) < 16:
         raise SystemExit(f"{INTERNAL_KEY_ENV} must hold the internal key the matchmaker generated")
     server = GameServer(args.index, args.tick_rate, args.substeps, key)
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    runner = JsonErrorRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, 0)
     await site.start()

@@ -6,13 +6,16 @@ answered with a JSON 500 that carries no traceback, and the server keeps serving
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestPayloadError
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 log = logging.getLogger("loadtest.backend")
 
@@ -106,3 +109,68 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a secret a client sent with ours.
+
+    ``hmac.compare_digest`` refuses a ``str`` that is not ASCII with a ``TypeError`` (a 500 for
+    ``Authorization: Bearer été``); bytes compare whatever was sent.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is text that can leave as UTF-8 (a lone surrogate such as ``"\\ud800"``,
+    valid in JSON, is not, and fails every page, header and URL that carries it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+#: Seconds a connection may sit without sending a complete request (or between requests).
+IDLE_TIMEOUT = 30.0
+
+
+class _JsonErrorHandler(RequestHandler):
+    """aiohttp's connection handler, answering requests it cannot parse with a JSON body.
+
+    Those errors (a bad request line, an oversized header) never reach the application's
+    middlewares; aiohttp answers them itself in plain text. The protocol promises JSON errors.
+    """
+
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs, and refuses a sent reply
+        try:
+            phrase = HTTPStatus(plain.status).phrase.lower()
+        except ValueError:
+            phrase = "error"
+        response = web.json_response({"error": phrase}, status=plain.status)
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    __slots__ = ()  # the same layout as aiohttp's Server, so an instance can take this class
+
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class JsonErrorRunner(web.AppRunner):
+    """An :class:`aiohttp.web.AppRunner` whose connections answer unparseable requests in JSON
+    and close when idle for ``keepalive_timeout`` seconds (:data:`IDLE_TIMEOUT` by default;
+    aiohttp's own is an hour), a connection that never sends a request included."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("keepalive_timeout", IDLE_TIMEOUT)
+        super().__init__(app, **kwargs)
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer  # the same server; only its handler class differs
+        return server

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from loadtest.backend.config import BackendConfig
 from loadtest.backend.cors import CorsPolicy
-from loadtest.backend.http import ApiError, ClientAddress, error_middleware, json_object
+from loadtest.backend.http import ApiError, ClientAddress, error_middleware, is_text, json_object
 from loadtest.backend.metrics import BackendMetrics
 from loadtest.backend.pool import GameServerError, GameServerPool
 from loadtest.backend.ratelimit import KeyedLimiter
@@ -131,8 +131,8 @@ class Matchmaker:
         self._limit(self._token_ip, self.client_address.of(request), "/request_token", "ip")
         body = await json_object(request, allow_empty=True)
         name = body.get("name", "")
-        if not isinstance(name, str):
-            raise ApiError(400, "name must be a string")
+        if not isinstance(name, str) or not is_text(name):
+            raise ApiError(400, "name must be a string of valid Unicode text")
         name = name.strip()[:MAX_NAME] or "player"
         token, identity = self.tokens.issue(name)
         self.metrics.tokens_issued.inc()

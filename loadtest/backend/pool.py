@@ -3,7 +3,9 @@
 Each game server is a real OS process on its own loopback port (``python -m
 loadtest.backend.gameserver``). It is started in its own session so a terminal's Ctrl-C reaches only
 the matchmaker, which then stops the game servers in order; and it exits by itself when its stdin
-closes, so even a matchmaker killed with SIGKILL leaves no orphan behind.
+closes, and the kernel kills it when the matchmaker dies (``PR_SET_PDEATHSIG``), so even a
+matchmaker killed with SIGKILL leaves no orphan behind. Game servers never see the matchmaker's
+signing key or admin token: they get the internal key only.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from loadtest.backend.internal import INTERNAL_KEY_ENV, INTERNAL_KEY_HEADER
+from loadtest.backend.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
+#: The matchmaker's own secrets (see :mod:`loadtest.backend.process`), kept from game servers.
+_MATCHMAKER_SECRETS = frozenset({"LOADTEST_ADMIN_TOKEN", "LOADTEST_JWT_SECRET"})
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 
@@ -54,7 +60,8 @@ class GameServerPool:
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        env = {**os.environ, INTERNAL_KEY_ENV: self._key}
+        env = {k: v for k, v in os.environ.items() if k not in _MATCHMAKER_SECRETS}
+        env[INTERNAL_KEY_ENV] = self._key
         try:
             for index in range(self.count):
                 process = await asyncio.create_subprocess_exec(
@@ -71,6 +78,9 @@ class GameServerPool:
                     stdout=asyncio.subprocess.PIPE,
                     env=env,
                     start_new_session=True,
+                    # Killed with the matchmaker even if its stdin lingers (a SIGKILLed parent whose
+                    # pipe another process inherited).
+                    preexec_fn=die_with_parent(signal.SIGKILL),
                 )
                 self.servers.append(GameServerHandle(index, process))
             for server in self.servers:

@@ -19,7 +19,13 @@ import threading
 from collections.abc import Iterable
 from types import TracebackType
 
+from loadtest.backend.lifeline import die_with_parent
+from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV
+
 READY = re.compile(r"listening on (\S+)")
+#: Options whose value is a secret: given to :class:`BackendProcess` in ``args``, they are sent
+#: by environment instead.
+SECRET_OPTIONS = {"--jwt-secret": "jwt_secret", "--admin-token": "admin_token"}
 STOP_TIMEOUT = 15.0
 
 
@@ -35,9 +41,12 @@ class BackendProcess:
         defects: Iterable[str] = (),
         args: Iterable[str] = (),
         startup_timeout: float = 30.0,
+        jwt_secret: str | None = None,
     ) -> None:
         self.host = host
         self.admin_token = secrets.token_urlsafe(24)
+        #: The signing key; None lets the backend draw a random one (unless ``args`` names one).
+        self.jwt_secret = jwt_secret
         self.defects = tuple(defects)
         self.args = tuple(args)
         self.startup_timeout = startup_timeout
@@ -52,18 +61,40 @@ class BackendProcess:
         return self.process.pid if self.process else None
 
     def command(self) -> list[str]:
+        """The command line, which any local user can read in ``/proc/PID/cmdline``: no secret.
+
+        The admin token and the signing key travel in the environment (readable by this user
+        only); a ``--jwt-secret`` or ``--admin-token`` among ``args`` is moved there too.
+        """
         cmd = [sys.executable, "-m", "loadtest", "serve", "--host", self.host, "--port", "0"]
-        # One argument with "=": a generated token starts with "-" one time in 64, and argparse
-        # would take a separate "-abc..." for an option and refuse to start.
-        cmd += [f"--admin-token={self.admin_token}"]
         for defect in self.defects:
             cmd += ["--defect", defect]
-        return cmd + list(self.args)
+        return cmd + _public_args(self.args)[0]
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment: ours, plus the secrets the command line must not carry."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", ADMIN_TOKEN_ENV: self.admin_token}
+        env.pop(JWT_SECRET_ENV, None)  # a secret of some other target must not become ours
+        secrets_ = _public_args(self.args)[1]
+        if "jwt_secret" in secrets_:
+            env[JWT_SECRET_ENV] = secrets_["jwt_secret"]
+        if self.jwt_secret is not None:
+            env[JWT_SECRET_ENV] = self.jwt_secret
+        if "admin_token" in secrets_:
+            self.admin_token = env[ADMIN_TOKEN_ENV] = secrets_["admin_token"]
+        return env
 
     def start(self) -> BackendProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = self.environment()
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            self.command(), stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+            # A parent killed with SIGKILL cannot stop us: the kernel does, and the backend stops
+            # its game servers on SIGTERM as on Ctrl-C.
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         threading.Thread(target=self._read_stdout, name="backend-stdout", daemon=True).start()
         try:
@@ -119,3 +150,23 @@ class BackendProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _public_args(args: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """``args`` without its secret options, and those secrets by name."""
+    public: list[str] = []
+    found: dict[str, str] = {}
+    items = list(args)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        flag, eq, value = arg.partition("=")
+        if flag in SECRET_OPTIONS:
+            if not eq:
+                i += 1
+                value = items[i] if i < len(items) else ""
+            found[SECRET_OPTIONS[flag]] = value
+        else:
+            public.append(arg)
+        i += 1
+    return public, found

@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from loadtest.backend.admin import Admin
 from loadtest.backend.config import BackendConfig
+from loadtest.backend.http import JsonErrorRunner
 from loadtest.backend.matchmaker import Matchmaker
 from loadtest.backend.pool import GameServerPool
 
@@ -64,7 +65,13 @@ class ReferenceBackend:
         try:
             app = self.matchmaker.app()
             Admin(self.matchmaker, self.config.admin_token).install(app)
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+            self._runner = JsonErrorRunner(
+                app,
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=2.0,
+                keepalive_timeout=self.config.idle_timeout,
+            )
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self._ssl_context())
             await site.start()
@@ -106,7 +113,7 @@ class ReferenceBackend:
         await self.stop()
 
 
-async def serve(config: BackendConfig, *, check_seconds: float | None = None) -> int:
+async def serve(config: BackendConfig, *, check_seconds: float | None = None, show_admin_token: bool = True) -> int:
     """Run until SIGINT/SIGTERM (or, with ``check_seconds``, run the self-check and stop)."""
     from loadtest.backend.selfcheck import run_check
 
@@ -125,7 +132,10 @@ async def serve(config: BackendConfig, *, check_seconds: float | None = None) ->
             f"room capacity {config.room_capacity}; defects: {defects}",
             flush=True,
         )
-        print(f"  admin token: {config.admin_token}  (GET {url}/admin with 'Authorization: Bearer <token>')")
+        # A generated token is printed: nobody else knows it. One the caller gave stays unprinted,
+        # since this output often ends up in a log.
+        shown = config.admin_token if show_admin_token else f"{config.admin_token[:3]}... (as given)"
+        print(f"  admin token: {shown}  (GET {url}/admin with 'Authorization: Bearer <token>')", flush=True)
         if check_seconds is None:
             print("  Press Ctrl-C to stop.", flush=True)
             await stop.wait()

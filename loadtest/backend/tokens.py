@@ -90,7 +90,11 @@ class TokenAuthority:
         sub, name = claims.get("sub"), claims.get("name", "")
         if not isinstance(sub, str) or not sub:
             raise TokenRejected("missing_claim", "token 'sub' claim must be a non-empty string")
-        return Identity(sub, name if isinstance(name, str) else "")
+        if not _is_text(sub) or len(sub) > MAX_SUBJECT:
+            # Only a forged token gets here (the alg-none defect): its subject would reach URLs,
+            # pages and metrics, which a lone surrogate or a megabyte of text breaks.
+            raise TokenRejected("invalid", "token 'sub' claim is not a short valid text")
+        return Identity(sub, name[:64] if isinstance(name, str) and _is_text(name) else "")
 
 
 def _unverified_alg(token: str) -> str:
@@ -98,3 +102,15 @@ def _unverified_alg(token: str) -> str:
         return str(jwt.get_unverified_header(token).get("alg", "")).lower()
     except jwt.DecodeError:
         return ""
+
+
+#: Longest subject accepted: ours are 32 characters.
+MAX_SUBJECT = 128
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

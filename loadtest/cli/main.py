@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
 from loadtest.backend.config import DEFECTS, BackendConfig, ConfigError, RateLimit
+from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_PASSED = EXIT_OK
@@ -59,6 +61,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ticket-ttl", type=_positive(float), default=10.0, help="ticket lifetime, s (default 10)")
     p.add_argument("--token-ttl", type=_positive(float), default=3600.0, help="JWT lifetime, s (default 3600)")
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=30.0,
+        help="close a connection that sends no complete request for this long, s (default 30)",
+    )
     p.add_argument("--token-rate", type=_positive(float), default=5.0, help="/request_token per IP per s")
     p.add_argument("--token-burst", type=_positive(int), default=10, help="/request_token burst per IP")
     p.add_argument("--join-rate", type=_positive(float), default=10.0, help="/join per IP per s")
@@ -79,8 +87,16 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         metavar="ORIGIN",
         help="browser origin allowed to call /request_token and /join (repeatable; '*' for any)",
     )
-    p.add_argument("--admin-token", help="admin bearer token (default: generated and printed)")
-    p.add_argument("--jwt-secret", help="HS256 secret for player tokens (default: random per start)")
+    p.add_argument(
+        "--admin-token",
+        help=f"admin bearer token (default: ${ADMIN_TOKEN_ENV}, else generated and printed); "
+        "prefer the variable: a command line is visible to every local user",
+    )
+    p.add_argument(
+        "--jwt-secret",
+        help=f"HS256 secret for player tokens, at least 32 bytes (default: ${JWT_SECRET_ENV}, else random "
+        "per start); prefer the variable: a command line is visible to every local user",
+    )
     p.add_argument("--tls-cert", help="PEM certificate chain: serve https:// and wss://")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument(
@@ -93,10 +109,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _config_from(args: argparse.Namespace) -> BackendConfig:
     extra = {}
-    if args.admin_token:
-        extra["admin_token"] = args.admin_token
-    if args.jwt_secret:
-        extra["jwt_secret"] = args.jwt_secret
+    admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
+    jwt_secret = args.jwt_secret or os.environ.get(JWT_SECRET_ENV)
+    if admin_token:
+        extra["admin_token"] = admin_token
+    if jwt_secret:
+        extra["jwt_secret"] = jwt_secret
     if args.cors_origin is not None:
         extra["cors_origins"] = tuple(args.cors_origin)
     return BackendConfig(
@@ -108,6 +126,7 @@ def _config_from(args: argparse.Namespace) -> BackendConfig:
         substeps=args.substeps,
         ticket_ttl=args.ticket_ttl,
         token_ttl=args.token_ttl,
+        idle_timeout=args.idle_timeout,
         token_limit=RateLimit(args.token_rate, args.token_burst),
         join_ip_limit=RateLimit(args.join_rate, args.join_burst),
         join_player_limit=RateLimit(args.join_player_rate, args.join_player_burst),
@@ -129,7 +148,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"loadtest serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return asyncio.run(serve(config, check_seconds=args.check))
+        given = bool(args.admin_token or os.environ.get(ADMIN_TOKEN_ENV))
+        return asyncio.run(serve(config, check_seconds=args.check, show_admin_token=not given))
     except OSError as exc:
         print(
             f"loadtest serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadtest.backend.lifeline import die_with_parent
 from loadtest.backend.process import BackendProcess, BackendStartError
 from loadtest.config.scenario import Scenario
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
@@ -101,7 +102,7 @@ def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int]
     target = scenario.target
     if target is None:
         jwt_secret = secrets.token_urlsafe(32)
-        backend = BackendProcess(defects=scenario.defects, args=(*scenario.backend_args, f"--jwt-secret={jwt_secret}"))
+        backend = BackendProcess(defects=scenario.defects, args=scenario.backend_args, jwt_secret=jwt_secret)
         try:
             backend.start()
         except BackendStartError as exc:
@@ -160,7 +161,9 @@ def _run_locust(
     started = time.monotonic()
     aborted: str | None = None
     with open(out_dir / "locust.log", "w", encoding="utf-8") as log, _Interrupt() as interrupt:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent()
+        )
         deadline = started + duration + 120
         next_progress = started + PROGRESS_EVERY
         next_abort_check = started + ABORT_CHECK_EVERY
@@ -224,7 +227,9 @@ def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, s
     """
     host = f"[{web[0]}]" if ":" in web[0] else web[0]
     with open(out_dir / "locust.log", "w", encoding="utf-8") as log, _Interrupt() as interrupt:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent()
+        )
         _say(f"  web UI: http://{host}:{web[1]}/ - start the test there; the Ticks, Reconnects, Rate limits,")
         _say("  Ticket replay and Generator tabs show the collectors live. Each test writes its own run folder")
         _say("  and report when it stops (Download Data tab). Press Ctrl-C here to quit.")

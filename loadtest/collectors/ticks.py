@@ -28,6 +28,8 @@ CONNECTED, WELCOMES, NOMINAL_SUM = Family("connected"), Family("welcomes"), Fami
 #: A message the protocol could not read, by the protocol's reason.
 PROTOCOL_ERROR = Family("protocol_error", ("reason",), greedy="reason")
 RATE = Family("tick_rate_centihz")
+#: The harness's own failures on the engine thread (a roll that raised): ours, never the target's.
+ENGINE_ERROR = Family("engine_error", ("what",), greedy="what")
 LAG, JITTER, INPUT_RTT = Family("lag_us"), Family("jitter_us"), Family("input_rtt_us")
 # The hot path counts by plain strings.
 _TICKS, _MESSAGES, _MISSED, _OOO, _CONNECTED = TICKS(), MESSAGES(), MISSED(), OUT_OF_ORDER(), CONNECTED()
@@ -187,6 +189,10 @@ class TickCollector:
             counts[WELCOMES()] += 1
             counts[NOMINAL_SUM()] += nominal_hz
 
+    def engine_error(self, what: str) -> None:
+        """Our own bug on the engine thread; counted so a run that hit one says so."""
+        self.agg.count(ENGINE_ERROR(what))
+
     def sender_failed(self) -> None:
         """The input sender of a session stopped on a protocol bug (a Protocol subclass's)."""
         self.agg.count(PROTOCOL_ERROR("input_message"))
@@ -288,6 +294,7 @@ class TickSection(Section):
     degradation: Degradation | None
     seconds: int
     peak_players: int
+    engine_errors: int = 0
 
 
 @register
@@ -364,6 +371,7 @@ class TicksReducer(Reducer):
                 else {"onset_second": onset.second, "players": onset.players, "p5_hz": onset.p5_hz},
                 "seconds": len(rows),
                 "peak_players": self.peak_players,
+                "engine_errors": ENGINE_ERROR.total(total.counts),
             }
         }
 

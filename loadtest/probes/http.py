@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
 import requests
 
+from loadtest.adapters.protocol import ProtocolError, loads
 from loadtest.config.settings import PlayerSettings
 from loadtest.runtime.target import SourceAddressAdapter
 
@@ -24,8 +26,24 @@ def probe_source(host: str, configured: str, default: str) -> str | None:
     return default if hostname == "localhost" or hostname.startswith("127.") else None
 
 
+class DeadlineSession(requests.Session):
+    """A session whose every request completes within ``timeout`` seconds in total.
+
+    requests' ``timeout`` bounds each read, so a reply dripping one byte a second holds a probe
+    for as long as the target likes; a gevent timer bounds the whole request (probes run in
+    greenlets) and raises requests' own ``Timeout``, which callers already handle as ``OSError``.
+    """
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        deadline = kwargs.get("timeout") or TIMEOUT
+        if isinstance(deadline, tuple):
+            deadline = sum(t for t in deadline if t)
+        with gevent.Timeout(deadline, requests.exceptions.Timeout(f"no complete reply within {deadline:g} s")):
+            return super().request(method, url, *args, **kwargs)
+
+
 def probe_session(settings: PlayerSettings, source: str | None) -> requests.Session:
-    session = requests.Session()
+    session = DeadlineSession()
     if source:
         session.mount("http://", SourceAddressAdapter(source))
         session.mount("https://", SourceAddressAdapter(source))
@@ -34,7 +52,8 @@ def probe_session(settings: PlayerSettings, source: str | None) -> requests.Sess
 
 
 def json_or_none(response: requests.Response) -> Any:
+    """The reply's JSON, or None for anything that is not sane JSON (nesting past a sane depth too)."""
     try:
-        return response.json()
-    except ValueError:
+        return loads(response.content)
+    except ProtocolError:
         return None

@@ -42,6 +42,15 @@ log = logging.getLogger(__name__)
 CONCURRENT = 16
 
 
+#: Why a JWT kind does not apply: the backend's tokens are not JWTs (``skipped:<kind>:not_applicable_opaque_token``).
+NOT_JWT = "not_applicable_opaque_token"
+
+
+def _excerpt(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class _Skip(Exception):
     def __init__(self, why: str) -> None:
         super().__init__(why)
@@ -93,14 +102,33 @@ class ReplayProbe:
         except _Skip as skip:
             self.collector.skipped(kind, skip.why)
             return None
-        except (OSError, ProtocolError, ValueError) as exc:
-            log.warning("replay probe %s could not run: %s", kind, exc)
+        except ProtocolError as exc:
+            log.warning("replay probe %s could not run: the target's reply broke the protocol (%s)", kind, exc.reason)
+            self.collector.skipped(kind, f"protocol_error_{exc.reason}")
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("replay probe %s could not run: %s", kind, _excerpt(exc))
             self.collector.skipped(kind, "error")
+            return None
+        except Exception as exc:  # a probe must never die with a traceback for what a target sent
+            log.warning("replay probe %s failed unexpectedly: %r", kind, exc, exc_info=exc)
+            self.collector.skipped(kind, f"unexpected_{type(exc).__name__}")
             return None
         self.collector.verdict(kind, accepted)
         return accepted
 
     # -- steps ------------------------------------------------------------------------------
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        """The token's claims, unverified; a token that is not a JWT makes the JWT kinds not
+        applicable (a backend with opaque session tokens), which is no verdict either way."""
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.exceptions.PyJWTError:
+            raise _Skip(NOT_JWT) from None
+        if not isinstance(claims, dict):
+            raise _Skip(NOT_JWT)
+        return claims
 
     def _token(self) -> str:
         path, body = self.protocol.token_request("replay-probe")
@@ -184,17 +212,19 @@ class ReplayProbe:
         return self._connect_once(JoinGrant(secrets.token_urlsafe(24), "", None))
 
     def jwt_alg_none(self) -> bool:
-        claims = jwt.decode(self._token(), options={"verify_signature": False})
+        claims = self._claims(self._token())
         return self._join_with(jwt.encode(claims, key=None, algorithm="none"))
 
     def jwt_bad_signature(self) -> bool:
-        header, payload, signature = self._token().split(".")
+        token = self._token()
+        self._claims(token)
+        header, payload, signature = token.split(".")
         forged = base64.urlsafe_b64encode(secrets.token_bytes(len(signature) * 3 // 4 or 32)).rstrip(b"=").decode()
         return self._join_with(f"{header}.{payload}.{forged}")
 
     def jwt_expired(self) -> bool:
         token = self._token()
-        claims = jwt.decode(token, options={"verify_signature": False})
+        claims = self._claims(token)
         secret = os.environ.get(JWT_SECRET_ENV)
         if secret:
             now = int(time.time())
@@ -211,6 +241,6 @@ class ReplayProbe:
         secret = os.environ.get(JWT_SECRET_ENV)
         if not secret:
             raise _Skip("no_secret")
-        claims = jwt.decode(self._token(), options={"verify_signature": False})
+        claims = self._claims(self._token())
         claims["aud"] = f"not-{claims.get('aud', 'you')}"
         return self._join_with(jwt.encode(claims, secret, algorithm="HS256"))

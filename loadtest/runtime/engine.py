@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import random
 import socket
 import ssl
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError
+from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError, loads
 from loadtest.collectors.ticks import TickCollector
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,16 @@ class _ThreadLogger:
     def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
         if level >= self._level:
             text = msg % args if args else str(msg)
-            if kwargs.get("exc_info"):
-                text += " (with exception)"
+            exc_info = kwargs.get("exc_info")
+            if exc_info:
+                # The traceback crosses as text: formatting it here touches no gevent object.
+                if isinstance(exc_info, BaseException):
+                    lines = traceback.format_exception(exc_info)
+                elif isinstance(exc_info, tuple):
+                    lines = traceback.format_exception(*exc_info)
+                else:
+                    lines = traceback.format_exc().splitlines(keepends=True)
+                text += "\n" + "".join(lines).rstrip()
             self._post("log", level, text)
 
     def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
@@ -139,6 +147,7 @@ class _ThreadLogger:
         self.log(logging.ERROR, msg, *args, **kwargs)
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("exc_info", True)
         self.log(logging.ERROR, msg, *args, **kwargs)
 
 
@@ -352,7 +361,10 @@ class WebSocketEngine:
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         message = context.get("message", "error")
-        self._post("log", logging.ERROR, f"{message}: {exc!r}" if exc else message)
+        if isinstance(exc, BaseException):
+            self._tlog.error("%s: %r", message, exc, exc_info=exc)
+        else:
+            self._post("log", logging.ERROR, message)
 
     def _close_later(self, ws: ClientConnection, farewell: str | bytes | None = None) -> None:
         """Start a close handshake without waiting for it; keep the task referenced until done.
@@ -366,7 +378,7 @@ class WebSocketEngine:
         live = _Live(spec)
         self._live[sid] = live
         assert self._loop is not None
-        live.task = self._loop.create_task(self._session(sid, live))
+        live.task = self._loop.create_task(self._session_safely(sid, live))
 
     def _close_session(self, sid: int, abort: bool, storm: bool = False) -> None:
         live = self._live.get(sid)
@@ -384,6 +396,18 @@ class WebSocketEngine:
         else:
             live.close = True
             self._close_later(live.ws, live.codec.leave_message())
+
+    async def _session_safely(self, sid: int, live: _Live) -> None:
+        """:meth:`_session`, with a last net: whatever escapes it, the player still hears an end
+        (it waits on ``connected`` and ``ended``) and the traceback reaches the log."""
+        try:
+            await self._session(sid, live)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._tlog.error("session %d failed: %r", sid, exc, exc_info=exc)
+            self._live.pop(sid, None)
+            self._post("failed", sid, ConnectOutcome(False, reason="error"))
 
     async def _session(self, sid: int, live: _Live) -> None:
         spec = live.spec
@@ -415,7 +439,7 @@ class WebSocketEngine:
             _close_socket(sock)
             outcome = _classify_failure(exc)
             if outcome.reason == "error":
-                self._tlog.warning("unexpected WebSocket connect failure: %r", exc)
+                self._tlog.warning("unexpected WebSocket connect failure: %r", exc, exc_info=exc)
             self._post("failed", sid, outcome)
             self._live.pop(sid, None)
             return
@@ -435,7 +459,7 @@ class WebSocketEngine:
             end = await self._hold(sid, live, ws, started)
         except Exception as exc:
             # A bug here must not leave a player waiting forever: the session still ends, loudly.
-            self._tlog.error("session %d failed: %r", sid, exc)
+            self._tlog.error("session %d failed: %r", sid, exc, exc_info=exc)
             end = SessionEnd("error", None, time.perf_counter() - started, 0)
             ws.transport.abort()
         finally:
@@ -454,6 +478,9 @@ class WebSocketEngine:
             return Opening(False, reason="join_timeout")
         except ProtocolError as exc:
             return Opening(False, reason=f"protocol_error_{exc.reason}")
+        except Exception as exc:  # a protocol's bug, or a frame nothing anticipated: the session still ends
+            self._tlog.error("joining after the handshake failed: %r", exc, exc_info=exc)
+            return Opening(False, reason="protocol_error_unexpected")
 
     async def _hold(self, sid: int, live: _Live, ws: ClientConnection, started: float) -> SessionEnd:
         spec = live.spec
@@ -561,7 +588,7 @@ class WebSocketEngine:
         except (ConnectionClosed, asyncio.CancelledError):
             return
         except Exception as exc:  # a Protocol subclass's bug: say so, once, and count it
-            self._tlog.error("input sender stopped: %r", exc)
+            self._tlog.error("input sender stopped: %r", exc, exc_info=exc)
             self.ticks.sender_failed()
 
     async def _ticker(self) -> None:
@@ -570,9 +597,18 @@ class WebSocketEngine:
             now = time.time()
             boundary = int(now) + 1
             await asyncio.sleep(boundary - now + 0.01)
-            self.ticks.roll(boundary - 1, sum(1 for live in self._live.values() if live.spec.measure))
+            try:
+                self.ticks.roll(boundary - 1, sum(1 for live in self._live.values() if live.spec.measure))
+            except Exception as exc:
+                # One bad second must not end every later second's roll for the whole process.
+                self._tlog.error("tick roll of second %d failed: %r", boundary - 1, exc, exc_info=exc)
+                self.ticks.engine_error("roll")
             self.loop_lag_ms, self._lag_max = self._lag_max, 0.0
-            records = self.ticks.agg.drain(self._worker, before=boundary)
+            try:
+                records = self.ticks.agg.drain(self._worker, before=boundary)
+            except Exception as exc:
+                self._tlog.error("tick drain failed: %r", exc, exc_info=exc)
+                continue
             if records:
                 self._post("records", records)
 
@@ -640,8 +676,8 @@ def _classify_failure(exc: BaseException) -> ConnectOutcome:
     if isinstance(exc, InvalidStatus):
         response = exc.response
         try:
-            body = json.loads(response.body or b"null")
-        except ValueError:
+            body = loads(response.body or b"null")
+        except ProtocolError:  # not JSON, or nested deep enough to recurse: no reason to read
             body = None
         return ConnectOutcome(False, reason=f"refused_{response.status_code}", status=response.status_code, body=body)
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):

@@ -22,14 +22,15 @@ import time
 from typing import Any
 
 import gevent
+import requests
 from gevent.lock import BoundedSemaphore
 from locust import HttpUser, task
-from locust.exception import StopUser
+from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser
 
 from loadtest.adapters.protocol import JoinGrant, Protocol, ProtocolError, TokenGrant, decode_json
 from loadtest.collectors.ratelimit import RetryTracker
 from loadtest.collectors.reconnects import Recovery
-from loadtest.runtime.engine import SessionEnd, SessionHandle
+from loadtest.runtime.engine import ConnectOutcome, SessionEnd, SessionHandle
 from loadtest.runtime.harness import Harness
 from loadtest.runtime.target import SourceAddressAdapter, WsTarget
 
@@ -116,7 +117,7 @@ class GamePlayer(HttpUser):
         recovery: Recovery | None = None
         failures = 0
         while True:
-            attempt = self.join_and_connect()
+            attempt = self._attempt()
             if recovery is not None:
                 self.harness.reconnect.attempt(recovery)
                 if attempt.reason == "rate_limited":
@@ -143,11 +144,31 @@ class GamePlayer(HttpUser):
             if failures > policy.max_attempts:
                 if recovery is not None:
                     self.harness.reconnect.gave_up(recovery)
+                # The next session starts after a pause too: a target that fails every attempt at
+                # once must not turn giving up into a hot loop of fresh sessions.
+                gevent.sleep(max(policy.base, policy.delay(failures, self.rng)))
                 return
             delay = policy.delay(failures, self.rng)
             if attempt.retry_after is not None and self.settings.honour_retry_after:
                 delay = max(delay, attempt.retry_after)
             gevent.sleep(delay)
+
+    def _attempt(self) -> _Attempt:
+        """One join-and-connect; whatever goes wrong is a counted failure the policy retries.
+
+        A flow step that raises (a :class:`Protocol` subclass's bug, a reply nothing anticipated)
+        would otherwise end Locust's task at once, and Locust starts it again at once: a hot loop
+        that skips the reconnect policy and fills the log with tracebacks.
+        """
+        try:
+            return self.join_and_connect()
+        except _LOCUST_CONTROL:
+            raise
+        except Exception as exc:
+            name = type(exc).__name__
+            self.harness.sessions.protocol_error("player", f"unexpected_{name}")
+            _log_once(name, f"a player step failed unexpectedly (protocol_error:player:unexpected_{name})", exc)
+            return _Attempt(reason="error")
 
     def join_and_connect(self) -> _Attempt:
         resumed = self.resume_session()
@@ -203,7 +224,11 @@ class GamePlayer(HttpUser):
         spec = self._ws.spec(self.protocol.connect_url(self._ws.base, grant), self.protocol, self.settings, self.source)
         handle = self.harness.engine.open(spec)
         self.handle = handle
-        outcome = handle.connected.get()
+        # The engine always answers within the open timeout; the bound is for an engine bug.
+        outcome = handle.connected.wait(timeout=2 * self.settings.connect_timeout + 5.0)
+        if outcome is None:
+            self.harness.engine.close(handle, abort=True)
+            outcome = ConnectOutcome(False, reason="timeout")
         self.environment.events.request.fire(
             request_type="WS",
             name=name,
@@ -260,10 +285,31 @@ class GamePlayer(HttpUser):
         """
         with self.http_slots:
             self.harness.rate_limit.requesting(self.retry, path)
-            with self.client.post(
-                path, json=body, headers=headers, name=path, catch_response=True, timeout=self.settings.connect_timeout
-            ) as response:
+            deadline = self.settings.connect_timeout
+            # ``timeout`` is per read: a reply dripping a byte a second never trips it. The gevent
+            # timer bounds the whole step; it raises a requests exception, so Locust records the
+            # failure in its own tables as it does any other.
+            timer = gevent.Timeout(deadline, _DeadlineExceeded(f"{path}: no complete reply within {deadline:g} s"))
+            timer.start()
+            try:
+                response = self.client.post(
+                    path, json=body, headers=headers, name=path, catch_response=True, timeout=deadline
+                )
+            finally:
+                expired = not timer.pending
+                timer.close()
+            with response:
                 status = response.status_code
+                if status == 0:
+                    if expired or _is_timeout(response.error):
+                        # Counted with its reason: a reply that never completes is the target's
+                        # answer, and would otherwise show only as a Locust failure.
+                        reason = "deadline_exceeded" if expired else "timeout"
+                        self.harness.sessions.protocol_error(path, reason)
+                    else:
+                        reason = "connection_error"
+                    response.failure(f"{reason} ({type(response.error).__name__})")
+                    return _Attempt(reason=reason)
                 if status == 429:
                     retry_after = _retry_after(response.headers.get("Retry-After"))
                     self.harness.rate_limit.limited(self.retry, path, retry_after)
@@ -279,6 +325,32 @@ class GamePlayer(HttpUser):
                     self.harness.sessions.protocol_error(path, exc.reason)
                     response.failure(f"protocol error: {exc.reason}")
                     return _Attempt(reason="protocol_error")
+                except Exception as exc:  # a parser's bug or a reply nothing anticipated
+                    name = type(exc).__name__
+                    self.harness.sessions.protocol_error(path, f"unexpected_{name}")
+                    _log_once(name, f"parsing the reply of {path} failed (counted as protocol_error)", exc)
+                    response.failure(f"protocol error: unexpected {name}")
+                    return _Attempt(reason="protocol_error")
+
+
+class _DeadlineExceeded(requests.exceptions.Timeout):
+    """An HTTP step that did not complete within its total deadline."""
+
+
+_LOCUST_CONTROL = (StopUser, InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately)
+_logged: set[str] = set()
+
+
+def _log_once(key: str, message: str, exc: BaseException) -> None:
+    """An unexpected exception's traceback, once per kind per process: a bug to see, not a flood."""
+    if key in _logged:
+        return
+    _logged.add(key)
+    log.warning("%s: %r", message, exc, exc_info=exc)
+
+
+def _is_timeout(error: BaseException | None) -> bool:
+    return isinstance(error, requests.exceptions.Timeout)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -288,4 +360,5 @@ def _retry_after(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         return None  # an HTTP date: rare from game backends; treated as absent
-    return seconds if seconds >= 0 else None
+    # NaN, inf, or a wait past a day is no instruction a player can follow; treated as absent.
+    return seconds if 0 <= seconds <= 86400 else None

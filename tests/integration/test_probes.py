@@ -8,7 +8,7 @@ from loadtest.backend import BackendProcess
 from tests.conftest import GENEROUS_LIMITS
 from tests.locust_run import assert_clean, run_locust
 
-SECRET = "probe-test-secret-0123456789"
+SECRET = "probe-test-secret-0123456789abcdef"  # 32+ bytes: shorter HS256 keys are refused
 ALL_KINDS = {
     "ticket_reuse",
     "ticket_race",

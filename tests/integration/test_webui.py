@@ -248,7 +248,7 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
     html = report.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") or html.lstrip().lower().startswith("<!doctype html")
     assert "data:image/png;base64," in html and "webui-check" in html
-    assert "<script src=" not in html and "<link rel=\"stylesheet\" href=" not in html  # self-contained
+    assert "<script src=" not in html and '<link rel="stylesheet" href=' not in html  # self-contained
 
     # The run folder is what a headless run writes, judged by the same gates.
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
