@@ -95,6 +95,10 @@ class BackendProcess:
             # A parent killed with SIGKILL cannot stop us: the kernel does, and the backend stops
             # its game servers on SIGTERM as on Ctrl-C.
             preexec_fn=die_with_parent(signal.SIGTERM),
+            # Its own session: a terminal's Ctrl-C (SIGINT to the whole foreground group) reaches
+            # only our parent, which stops the load first and this backend last, so players are
+            # never cut off by our own shutdown and counted as the target's drops.
+            start_new_session=True,
         )
         threading.Thread(target=self._read_stdout, name="backend-stdout", daemon=True).start()
         try:

@@ -207,11 +207,14 @@ class TickCollector:
             arrivals = s.received - s.mark
             rate = s.window_rate() if arrivals else 0.0
             if not s.measured:
-                # A session that joined late in the second has one tick so far: that says
-                # nothing about the server's rate. Wait for a window with two ticks.
-                if rate is None or arrivals == 0:
-                    continue
-                s.measured = True
+                # The session's first second is partial: it began ticking somewhere inside it, and
+                # a few ticks' server timestamps say little about the rate (a 30 Hz server read as
+                # 36 Hz). Its first full window starts at its newest tick; the next roll measures it.
+                if arrivals:
+                    s.measured = True
+                    s.mark = s.received
+                    s.w_first_tick, s.w_first_ts, s.w_count = s.w_last_tick, s.w_last_ts, 1
+                continue
             s.mark = s.received
             if rate is None:
                 # A single tick in a whole second after the session was ticking normally: far

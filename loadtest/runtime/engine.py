@@ -598,7 +598,9 @@ class WebSocketEngine:
             boundary = int(now) + 1
             await asyncio.sleep(boundary - now + 0.01)
             try:
-                self.ticks.roll(boundary - 1, sum(1 for live in self._live.values() if live.spec.measure))
+                # Players are connected sessions: one still in its handshake is not yet a player.
+                connected = sum(1 for live in self._live.values() if live.spec.measure and live.ws is not None)
+                self.ticks.roll(boundary - 1, connected)
             except Exception as exc:
                 # One bad second must not end every later second's roll for the whole process.
                 self._tlog.error("tick roll of second %d failed: %r", boundary - 1, exc, exc_info=exc)
