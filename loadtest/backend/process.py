@@ -19,12 +19,14 @@ import threading
 from collections.abc import Iterable
 from types import TracebackType
 
+from loadtest.errors import NotCarriedOutError
+
 READY = re.compile(r"listening on (\S+)")
 STOP_TIMEOUT = 15.0
 
 
-class BackendStartError(RuntimeError):
-    """The backend process exited or stayed silent instead of reporting its URL."""
+class BackendStartError(NotCarriedOutError):
+    """Raised when the backend process exits or stays silent instead of reporting its URL."""
 
 
 class BackendProcess:

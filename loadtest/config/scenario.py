@@ -19,6 +19,7 @@ from loadtest.adapters import KINDS as ADAPTER_KINDS
 from loadtest.adapters.protocol import ProtocolConfig
 from loadtest.backend.config import DEFECTS
 from loadtest.config.settings import JOIN_MODES, PlayerSettings, ProbeSettings, SettingsError, Storm, expand_addresses
+from loadtest.errors import UsageError
 from loadtest.results.gates import Gate, GateSyntaxError, parse
 from loadtest.runtime.backoff import KINDS as POLICY_KINDS
 from loadtest.runtime.backoff import PolicyError, ReconnectPolicy
@@ -41,8 +42,9 @@ BACKEND_OPTIONS = {
 }
 
 
-class ScenarioError(ValueError):
-    """A scenario that cannot run: ``file: key: what is wrong (what is allowed)``."""
+class ScenarioError(UsageError):
+    """Raised when a scenario file (or a ``--set`` override) cannot run: ``file: key: what is wrong
+    (what is allowed)``."""
 
     def __init__(self, path: str | Path, key: str, message: str) -> None:
         super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
