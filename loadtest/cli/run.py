@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from loadtest.backend.process import BackendProcess, BackendStartError
 from loadtest.config.scenario import Scenario
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
+from loadtest.exitcodes import ExitCode
 from loadtest.results import frames as series
 from loadtest.results import summary as analysis
 from loadtest.results.findings import findings
@@ -37,7 +38,6 @@ from loadtest.results.live import LiveLog
 from loadtest.results.report import build_report
 from loadtest.results.runfolder import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, run_dirs
 
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_CARRIED_OUT = 0, 1, 2, 3
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfile.py"
 #: asyncio reads into 256 KiB buffers; with glibc's defaults every read maps and unmaps memory
 #: (measured: 36% system CPU in the generator). These thresholds keep the buffers.
@@ -108,7 +108,7 @@ def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int]
             backend.start()
         except BackendStartError as exc:
             _say(f"loadtest: the embedded reference backend did not start: {exc}")
-            return EXIT_NOT_CARRIED_OUT
+            return ExitCode.NOT_CARRIED_OUT
         target = backend.url
         env[ADMIN_TOKEN_ENV] = backend.admin_token
         env[JWT_SECRET_ENV] = jwt_secret
@@ -118,7 +118,7 @@ def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int]
         problem = _reachable(target)
         if problem:
             _say(f"loadtest: target unreachable: {problem}")
-            return EXIT_NOT_CARRIED_OUT
+            return ExitCode.NOT_CARRIED_OUT
         _say(f"  target: {target}")
     try:
         return _run_locust(scenario, target, out_dir, env, web)
@@ -193,10 +193,10 @@ def _run_locust(
     print_summary(summary, results, out_dir)
     if proc.returncode not in (0, 1) and not interrupt.hit and aborted is None:
         _say(f"loadtest: Locust exited with code {proc.returncode}; see {out_dir / 'locust.log'}")
-        return EXIT_NOT_CARRIED_OUT
+        return ExitCode.NOT_CARRIED_OUT
     if interrupt.hit:
-        return EXIT_NOT_CARRIED_OUT
-    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+        return ExitCode.NOT_CARRIED_OUT
+    return ExitCode.PASSED if summary["passed"] else ExitCode.FAILED
 
 
 def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, str], web: tuple[str, int]) -> int:
@@ -230,7 +230,7 @@ def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, s
     folders = run_dirs(out_dir)
     if not folders:
         _say(f"loadtest: no test was started from the web UI; nothing to judge (see {out_dir / 'locust.log'})")
-        return EXIT_NOT_CARRIED_OUT
+        return ExitCode.NOT_CARRIED_OUT
     last = folders[-1]
     summary_path = last / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
@@ -247,7 +247,7 @@ def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, s
     print_summary(summary, results, last)
     if len(folders) > 1:
         _say(f"({len(folders)} tests were run; this verdict is the last one's: {', '.join(map(str, folders))})")
-    return EXIT_PASSED if summary["passed"] else EXIT_FAILED
+    return ExitCode.PASSED if summary["passed"] else ExitCode.FAILED
 
 
 def _abort_reason(scenario: Scenario, out_dir: Path, elapsed: float) -> str | None:
