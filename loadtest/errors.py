@@ -4,8 +4,9 @@ Two families decide what the command line does with an error that reaches it: a
 :class:`UsageError` is the user's to fix (one line naming what is wrong, exit code 2) and a
 :class:`NotCarriedOutError` means the work could not be done (exit code 3). The concrete errors
 live beside the code that raises them (``ScenarioError`` in :mod:`loadtest.config.scenario`, and
-so on); :mod:`loadtest` exports them. Every error here is defined without importing anything
-else of the package, so the reference backend and the scenario loader can use them cheaply.
+so on) unless their module imports gevent, whose errors live here so that catching them does not
+patch the process; :mod:`loadtest` exports them all. This module imports nothing of the package
+but the exit codes, so the reference backend and the scenario loader can use it cheaply.
 """
 
 from __future__ import annotations
@@ -52,3 +53,9 @@ class ProbeSkipped(LoadtestError):
     def __init__(self, why: str) -> None:
         super().__init__(why)
         self.why = why
+
+
+class StormError(NotCarriedOutError):
+    """Raised by :func:`loadtest.probes.storms.fire` when a planned storm could not be carried out
+    (no admin token for a server-side storm, the chaos endpoint refused or unreachable); the
+    harness logs it and counts the storm as failed."""
