@@ -29,6 +29,7 @@ from locust.exception import StopUser
 from loadtest.adapters.protocol import JoinGrant, Protocol, ProtocolError, TokenGrant, decode_json
 from loadtest.collectors.ratelimit import RetryTracker
 from loadtest.collectors.reconnects import Recovery
+from loadtest.runtime import plugin  # noqa: F401 - a GamePlayer needs the --lt-* options and the harness
 from loadtest.runtime.engine import SessionEnd, SessionHandle
 from loadtest.runtime.harness import Harness
 from loadtest.runtime.target import SourceAddressAdapter, WsTarget
