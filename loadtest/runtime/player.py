@@ -45,10 +45,12 @@ class Attempt:
 
     A step overridden in a :class:`GamePlayer` subclass (:meth:`~GamePlayer.login`,
     :meth:`~GamePlayer.join`) returns ``Attempt(reason=..., retry_after=...)`` to report a failure:
-    the player counts it and the reconnect policy decides when to try again (no sooner than
-    ``retry_after`` seconds when that is given and ``honour_retry_after`` is on). ``reason`` is a
-    short, countable word (``rate_limited``, ``status_503``). :meth:`~GamePlayer.connect` returns
-    one with the open session's ``handle`` on success.
+    it is a failed attempt, and the reconnect policy decides when to try again (no sooner than
+    ``retry_after`` seconds when that is given and ``honour_retry_after`` is on; after
+    ``max_attempts`` the player gives up on the session). ``reason`` is a short word
+    (``rate_limited``, ``status_503``); ``rate_limited`` during a recovery counts as a limited
+    reconnect. :meth:`~GamePlayer.connect` returns one with the open session's ``handle`` on
+    success.
     """
 
     __slots__ = ("handle", "reason", "retry_after")
