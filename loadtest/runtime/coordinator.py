@@ -2,8 +2,9 @@
 
 The coordinator is the master, or the single process without workers. Its probes run beside the
 players for the whole test; storms fire at their scheduled second (a client-side storm is a
-message to every worker, each dropping its own share); scrapes of the target's ``/metrics`` at
-the start, during and at the end are the ground truth the report checks its numbers against.
+message to every worker, each dropping its own share); it scrapes the target's ``/metrics`` at
+the start and every ``scrape_interval`` (the ground truth the report checks its numbers against;
+the record flow writes the scrapes and takes the last one).
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust.env import Environment
-
-from loadtest.collectors.scraper import scrape
-from loadtest.results.runfolder import RunLog
 
 if TYPE_CHECKING:
     from loadtest.config.settings import Storm
@@ -90,27 +88,13 @@ class Coordinator:
     # -- scrapes of the target ------------------------------------------------------------------
 
     def start_scraping(self) -> None:
-        self.scrape("start")
+        """Scrape now and, if scraping is on, every ``scrape_interval`` until the test stops (the
+        record flow writes each scrape and takes the last one when the run folder is finished)."""
+        self.harness.flow.scrape("start")
         if self.harness.settings.scrape_metrics:
             self._loops.append(gevent.spawn(self._scrape_loop))
 
     def _scrape_loop(self) -> None:
         while True:
             gevent.sleep(self.harness.settings.scrape_interval)
-            self.scrape("during")
-
-    def scrape(self, phase: str) -> None:
-        runlog = self.harness.flow.runlog
-        if runlog is not None:
-            self.scrape_into(runlog, phase)
-
-    def scrape_into(self, runlog: RunLog, phase: str) -> None:
-        h = self.harness
-        if not h.settings.scrape_metrics or not h.environment.host:
-            return
-        url = h.environment.host.rstrip("/") + h.settings.protocol.metrics_path
-        verify: object = False if h.settings.insecure else (h.settings.ca_bundle or True)
-        try:
-            runlog.write_target(phase, scrape(url, verify=verify))
-        except Exception as exc:  # the scrape is optional ground truth; never fatal
-            runlog.write_target(phase, {}, error=f"{exc.__class__.__name__}: {exc}"[:300])
+            self.harness.flow.scrape("during")

@@ -55,15 +55,15 @@ class Harness:
         self._engine: WebSocketEngine | None = None
         self._user_index = 0
         self.collectors = CollectorSet(self.worker_id)
-        self.coordinator = Coordinator(self)
         self.flow = RecordFlow(
             environment,
             self.role,
             self.worker_id,
             self.collectors,
+            settings=lambda: self.settings,
             engine=lambda: self._engine,
-            scrape_into=self.coordinator.scrape_into,
         )
+        self.coordinator = Coordinator(self)
         # With a web UI, each test started from the page is a run of its own: its own folder,
         # live summary, and report when it stops.
         self.web = self.role != "worker" and getattr(environment, "web_ui", None) is not None
@@ -174,7 +174,7 @@ class Harness:
                 log.error("loadtest: a --lt-* value from the web form is not valid: %s", exc)
                 self._settings = PlayerSettings.load()
         if self.role != "worker" and self.flow.runlog is None:
-            self.flow.open_run(self.settings, web=self.web)
+            self.flow.open_run(web=self.web)
             self.coordinator.start_scraping()
         self.flow.start_shipping()
         if self.role != "worker":

@@ -1,5 +1,6 @@
 """Where a process's records go: from its collectors to the run folder. The one place the runtime
-calls the results pipeline (run log, live summary, finishing a run folder).
+writes the run folder and calls the results pipeline (run log, target scrapes, live summary,
+finishing a run folder).
 
 In a single process (``LocalRunner``) closed seconds go straight to the run log. In distributed
 mode workers send them to the master as a custom message every second, and flush what is left
@@ -24,6 +25,7 @@ import gevent
 from locust.env import Environment
 
 from loadtest.collectors.aggregates import Record
+from loadtest.collectors.scraper import scrape
 from loadtest.config.settings import PlayerSettings
 from loadtest.results.livesummary import LiveSummary
 from loadtest.results.runfolder import OVERRIDES, SCENARIO_COPY, SCENARIO_ENV, RunLog, next_run_dir
@@ -46,15 +48,15 @@ class RecordFlow:
         role: str,
         worker_id: str,
         collectors: CollectorSet,
+        settings: Callable[[], PlayerSettings],
         engine: Callable[[], WebSocketEngine | None],
-        scrape_into: Callable[[RunLog, str], None],
     ) -> None:
         self.environment = environment
         self.role = role
         self.worker_id = worker_id
         self.collectors = collectors
+        self._settings = settings  # read when used: they change between tests with a web UI
         self._engine = engine  # the engine if it was started, else None
-        self._scrape_into = scrape_into
         self._pending: list[Record] = []
         self._shipper: gevent.Greenlet | None = None
         #: Where this process writes records (the master or the single process; never a worker).
@@ -125,8 +127,9 @@ class RecordFlow:
 
     # -- the run folder -------------------------------------------------------------------------
 
-    def open_run(self, settings: PlayerSettings, web: bool) -> None:
+    def open_run(self, web: bool) -> None:
         """Start the run folder of a test: with a web UI each test gets a folder of its own."""
+        settings = self._settings()
         out = next_run_dir(_out_dir(settings)) if web else _out_dir(settings)
         self.runlog = RunLog(out)
         self.current_run = str(out)
@@ -135,6 +138,22 @@ class RecordFlow:
             _copy_scenario(out)
         self.runlog.write_run_info(self.environment.host or "", settings)
         log.info("loadtest: writing run data to %s", self.runlog.out_dir)
+
+    def scrape(self, phase: str) -> None:
+        """Record the target's ``/metrics`` now (``phase``: start, during, end)."""
+        if self.runlog is not None:
+            self._scrape_into(self.runlog, phase)
+
+    def _scrape_into(self, runlog: RunLog, phase: str) -> None:
+        settings = self._settings()
+        if not settings.scrape_metrics or not self.environment.host:
+            return
+        url = self.environment.host.rstrip("/") + settings.protocol.metrics_path
+        verify: object = False if settings.insecure else (settings.ca_bundle or True)
+        try:
+            runlog.write_target(phase, scrape(url, verify=verify))
+        except Exception as exc:  # the scrape is optional ground truth; never fatal
+            runlog.write_target(phase, {}, error=f"{exc.__class__.__name__}: {exc}"[:300])
 
     def finish_run(self, incomplete: bool) -> None:
         """Write the run folder as a headless run does: summary, gates, findings, report, JUnit."""
