@@ -5,16 +5,23 @@ An adapter is everything that differs from one backend to another and nothing el
 probes that make sense against it, and the options it reads from the scenario. Players,
 collectors, the engine, gates and reports are shared, so a number means the same thing on every
 backend. ``docs/adapters.md`` shows how to write one.
+
+Adapters from other packages need no change here: either call :func:`register_adapter` where both
+the command line and the Locust processes import it, or declare an entry point in the group
+``loadtest.adapters`` (``mygame = "mygame.loadtest:ADAPTER"``: an :class:`Adapter` or a callable
+returning one). Entry points are listed by name and imported only when a run asks for their kind.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loadtest.adapters.protocol import Protocol
+from loadtest.errors import UsageError
 
 if TYPE_CHECKING:  # settings read the adapters' option tables: import them the other way at run time
     from loadtest.config.settings import PlayerSettings
@@ -36,6 +43,10 @@ class Option:
 
 @dataclass(frozen=True)
 class Adapter:
+    """Everything that differs for one kind of backend: how to speak it, which probes fit it, and
+    the ``[protocol]`` keys its scenarios may set. Make it known with :func:`register_adapter` or an
+    entry point."""
+
     kind: str
     #: Builds the protocol for one run from its settings (``settings.protocol_options`` hold the
     #: adapter's own options, already validated).
@@ -66,22 +77,85 @@ def _colyseus() -> Adapter:
     return colyseus.ADAPTER
 
 
-_REGISTRY: dict[str, Callable[[], Adapter]] = {
+#: The entry-point group other packages declare their adapters in.
+ENTRY_POINT_GROUP = "loadtest.adapters"
+
+#: An adapter, or a callable that builds one when its kind is first asked for (so a module that
+#: imports heavy dependencies loads only for the runs that use it).
+AdapterFactory = Adapter | Callable[[], Adapter]
+
+_REGISTRY: dict[str, AdapterFactory] = {
     "reference": lambda: Adapter("reference", _reference),
     "colyseus": _colyseus,
 }
-KINDS: tuple[str, ...] = tuple(_REGISTRY)
+_loaded: dict[str, Adapter] = {}
 
 
-class UnknownAdapter(ValueError):
-    """A protocol kind no adapter is registered for."""
+class AdapterError(UsageError):
+    """Raised when an adapter cannot be used as declared: a kind registered twice, an entry point
+    that fails to import or does not give an :class:`Adapter`, or an adapter whose ``kind`` differs
+    from the name it was registered under."""
+
+
+class UnknownAdapter(AdapterError):
+    """Raised by :func:`get` for a protocol kind no adapter is registered or declared for; the
+    message lists the known kinds, entry-point ones included."""
+
+
+def register_adapter(kind: str, factory: AdapterFactory, *, replace: bool = False) -> None:
+    """Make ``kind`` available to scenarios (``[protocol] kind = "<kind>"``).
+
+    ``factory`` is the :class:`Adapter` or a callable returning it, called once, at the first
+    lookup. A kind already registered is refused unless ``replace`` is true, so two packages cannot
+    silently take the same name. Scenarios are read by the ``loadtest`` command and the Locust
+    processes alike, so register where both import it; an entry point in the group
+    ``loadtest.adapters`` needs no import at all.
+    """
+    if not isinstance(kind, str) or not kind:
+        raise AdapterError(f"an adapter kind must be a non-empty string, got {kind!r}")
+    if kind in _REGISTRY and not replace:
+        raise AdapterError(f"protocol kind {kind!r} is already registered; pass replace=True to override it")
+    _REGISTRY[kind] = factory
+    _loaded.pop(kind, None)
+
+
+def _entry_points() -> importlib.metadata.EntryPoints:
+    # Read afresh each time: cheap (metadata only, nothing is imported), and it sees packages
+    # installed or put on sys.path after this module was imported.
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def kinds() -> tuple[str, ...]:
+    """Every protocol kind a scenario may name: built in, registered, then declared by entry points."""
+    names = dict.fromkeys(_REGISTRY)
+    names.update(dict.fromkeys(ep.name for ep in _entry_points()))
+    return tuple(names)
 
 
 def get(kind: str) -> Adapter:
+    """The adapter for ``kind``, building it (and importing an entry point's module) on first use."""
+    adapter = _loaded.get(kind)
+    if adapter is not None:
+        return adapter
     factory = _REGISTRY.get(kind)
+    source = f"protocol kind {kind!r}"
     if factory is None:
-        raise UnknownAdapter(f"protocol kind {kind!r} is unknown; known: {', '.join(KINDS)}")
-    return factory()
+        declared = [ep for ep in _entry_points() if ep.name == kind]
+        if not declared:
+            raise UnknownAdapter(f"protocol kind {kind!r} is unknown; known: {', '.join(kinds())}")
+        ep = declared[0]
+        source = f"adapter entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP})"
+        try:
+            factory = ep.load()
+        except Exception as exc:  # a broken plug-in is the user's to fix: one line, no traceback
+            raise AdapterError(f"{source} could not be loaded: {exc.__class__.__name__}: {exc}") from exc
+    adapter = factory if isinstance(factory, Adapter) else factory()
+    if not isinstance(adapter, Adapter):
+        raise AdapterError(f"{source} gave a {type(adapter).__name__}, not a loadtest.Adapter")
+    if adapter.kind != kind:
+        raise AdapterError(f"{source} gave the adapter of kind {adapter.kind!r}")
+    _loaded[kind] = adapter
+    return adapter
 
 
 def protocol_for(settings: PlayerSettings) -> Protocol:

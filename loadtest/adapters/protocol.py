@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlencode
 
+from loadtest.errors import LoadtestError
+
 #: Largest tick / ack / sequence number a message may carry: beyond it a float loses integers.
 MAX_COUNTER = 2**53
 #: Largest absolute timestamp (seconds): about the year 5138, far past any clock, far below
@@ -28,8 +30,11 @@ MAX_TIMESTAMP = 1e11
 MAX_DEPTH = 64
 
 
-class ProtocolError(Exception):
-    """The backend answered with something the protocol does not allow; ``reason`` is countable."""
+
+class ProtocolError(LoadtestError):
+    """Raised when the backend answers with something the protocol does not allow (a reply or a
+    frame of the wrong shape); ``reason`` is short and countable. Players and probes count it and
+    go on; it never ends a run."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)

@@ -12,6 +12,8 @@ import secrets
 import ssl
 from dataclasses import dataclass, field
 
+from loadtest.errors import UsageError
+
 #: Each defect turns off exactly one protection, so a harness run can prove it notices.
 DEFECTS: dict[str, str] = {
     "ticket-replay": "tickets are never consumed: a ticket can be used again until it expires",
@@ -28,8 +30,9 @@ DEFECTS: dict[str, str] = {
 MIN_JWT_SECRET_BYTES = 32
 
 
-class ConfigError(ValueError):
-    """A backend setting is impossible; the message names the setting and what is allowed."""
+class ConfigError(UsageError):
+    """Raised when building a :class:`BackendConfig` with an impossible setting; the message names
+    the setting and what is allowed."""
 
 
 @dataclass(frozen=True)

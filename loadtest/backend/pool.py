@@ -22,6 +22,7 @@ import aiohttp
 
 from loadtest.backend.internal import INTERNAL_KEY_ENV, INTERNAL_KEY_HEADER
 from loadtest.backend.lifeline import die_with_parent
+from loadtest.errors import NotCarriedOutError
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 
 
-class GameServerError(RuntimeError):
-    """A game-server process could not be started or reached."""
+class GameServerError(NotCarriedOutError):
+    """Raised when a game-server process of the reference backend cannot be started or reached."""
 
 
 @dataclass

@@ -21,6 +21,7 @@ from types import TracebackType
 
 from loadtest.backend.lifeline import die_with_parent
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV
+from loadtest.errors import NotCarriedOutError
 
 READY = re.compile(r"listening on (\S+)")
 #: Options whose value is a secret: given to :class:`BackendProcess` in ``args``, they are sent
@@ -29,8 +30,8 @@ SECRET_OPTIONS = {"--jwt-secret": "jwt_secret", "--admin-token": "admin_token"}
 STOP_TIMEOUT = 15.0
 
 
-class BackendStartError(RuntimeError):
-    """The backend process exited or stayed silent instead of reporting its URL."""
+class BackendStartError(NotCarriedOutError):
+    """Raised when the backend process exits or stays silent instead of reporting its URL."""
 
 
 class BackendProcess:

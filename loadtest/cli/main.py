@@ -1,7 +1,8 @@
 """The ``loadtest`` command line.
 
-Exit codes: 0 success; 1 a check failed; 2 usage or configuration error; 3 the work could not
-be carried out (a port in use, a process that would not start).
+Exit codes are :class:`~loadtest.exitcodes.ExitCode`: 0 success; 1 a check failed; 2 usage or
+configuration error; 3 the work could not be carried out (a port in use, a process that would
+not start).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 
 from loadtest.backend.config import DEFECTS, BackendConfig, ConfigError, RateLimit
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
-EXIT_PASSED = EXIT_OK
+from loadtest.errors import LoadtestError
+from loadtest.exitcodes import ExitCode
 
 
 def _positive(kind: type) -> object:
@@ -146,7 +146,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         config = _config_from(args)
     except ConfigError as exc:
         print(f"loadtest serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         given = bool(args.admin_token or os.environ.get(ADMIN_TOKEN_ENV))
         return asyncio.run(serve(config, check_seconds=args.check, show_admin_token=not given))
@@ -155,10 +155,10 @@ def _run_serve(args: argparse.Namespace) -> int:
             f"loadtest serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
-        return EXIT_ERROR
+        return ExitCode.NOT_CARRIED_OUT
     except GameServerError as exc:
         print(f"loadtest serve: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.NOT_CARRIED_OUT
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -241,11 +241,11 @@ def _run_run(args: argparse.Namespace) -> int:
         scenario = load(path, overrides)
     except (ScenarioError, FileNotFoundError) as exc:
         print(f"loadtest run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     out = Path(args.out) if args.out else default_out_dir(scenario)
     if RunFolder(out).has_data:
         print(f"loadtest run: {out} already holds a run; choose another --out", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if scenario.stages and args.duration is not None:
         print("loadtest run: note: the scenario has load stages; their durations decide its length, not --duration")
     if scenario.target and (scenario.defects or scenario.backend_args):
@@ -254,7 +254,7 @@ def _run_run(args: argparse.Namespace) -> int:
         RunFolder(out).save_scenario(path, overrides)
     except RunFolderError as exc:
         print(f"loadtest run: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.NOT_CARRIED_OUT
     return run(scenario, out_dir=out, web=(args.web_host, args.web_port) if args.web else None)
 
 
@@ -267,14 +267,14 @@ def _run_report(args: argparse.Namespace) -> int:
     folder = RunFolder(args.run_dir)
     if not folder.has_data:
         print(f"loadtest report: {folder.path} holds no run data (data/aggregates.jsonl)", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     scenario = None
     if folder.has_scenario:
         try:
             scenario = folder.scenario()
         except (OSError, ValueError, ScenarioError) as exc:
             print(f"loadtest report: cannot read the run's scenario: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     previous = folder.summary() or {}
     # A run killed before it could write its verdict is incomplete by definition.
     incomplete = previous.get("incomplete", True) if "gates" in previous else True
@@ -290,7 +290,7 @@ def _run_report(args: argparse.Namespace) -> int:
         )
     except RunFolderError as exc:
         print(f"loadtest report: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.NOT_CARRIED_OUT
     print_summary(summary, results, folder.path)
     return exit_code(summary)
 
@@ -301,11 +301,11 @@ def _run_scenarios(args: argparse.Namespace) -> int:
     paths = bundled()
     if not paths:
         print("no bundled scenarios found (they live in scenarios/ of a source checkout)")
-        return EXIT_OK
+        return ExitCode.OK
     width = max(len(p.stem) for p in paths)
     for path in paths:
         print(f"{path.stem:<{width}}  {summary_line(path)}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     handlers = {"serve": _run_serve, "run": _run_run, "report": _run_report, "scenarios": _run_scenarios}
     try:
         code = handlers[args.command](args)
+    except LoadtestError as exc:
+        # Anything the commands did not explain themselves: still one line, never a traceback.
+        print(f"loadtest {args.command}: {exc}", file=sys.stderr)
+        code = exc.exit_code
     except KeyboardInterrupt:
-        code = EXIT_ERROR
+        code = ExitCode.NOT_CARRIED_OUT
     sys.exit(code)

@@ -27,12 +27,12 @@ from loadtest.backend.lifeline import die_with_parent
 from loadtest.backend.process import BackendProcess, BackendStartError
 from loadtest.config.scenario import Scenario
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
+from loadtest.exitcodes import ExitCode
 from loadtest.results.gates import GateResult
 from loadtest.results.live import Live
 from loadtest.results.runfolder import DRIVER_ENV, SCENARIO_ENV, RunFolder, RunFolderError, prepare, run_dirs
 from loadtest.results.verdict import EXIT_CODES, finish, judged
 
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_CARRIED_OUT = 0, 1, 2, 3
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfile.py"
 #: asyncio reads into 256 KiB buffers; with glibc's defaults every read maps and unmaps memory
 #: (measured: 36% system CPU in the generator). These thresholds keep the buffers.
@@ -95,7 +95,7 @@ def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int]
         prepare(out_dir)
     except RunFolderError as exc:
         _say(f"loadtest: {exc}")
-        return EXIT_NOT_CARRIED_OUT
+        return ExitCode.NOT_CARRIED_OUT
     _say(f"loadtest: scenario {scenario.name!r} ({scenario.path})")
     env = {**os.environ, **MALLOC_ENV}
     backend: BackendProcess | None = None
@@ -107,7 +107,7 @@ def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int]
             backend.start()
         except BackendStartError as exc:
             _say(f"loadtest: the embedded reference backend did not start: {exc}")
-            return EXIT_NOT_CARRIED_OUT
+            return ExitCode.NOT_CARRIED_OUT
         target = backend.url
         env[ADMIN_TOKEN_ENV] = backend.admin_token
         env[JWT_SECRET_ENV] = jwt_secret
@@ -117,7 +117,7 @@ def run(scenario: Scenario, *, out_dir: Path | None = None, web: tuple[str, int]
         problem = _reachable(target)
         if problem:
             _say(f"loadtest: target unreachable: {problem}")
-            return EXIT_NOT_CARRIED_OUT
+            return ExitCode.NOT_CARRIED_OUT
         _say(f"  target: {target}")
     try:
         return _run_locust(scenario, target, out_dir, env, web)
@@ -207,7 +207,7 @@ def _run_locust(
         )
     except RunFolderError as exc:
         _say(f"loadtest: {exc}; the run's verdict could not be written")
-        return EXIT_NOT_CARRIED_OUT
+        return ExitCode.NOT_CARRIED_OUT
     print_summary(summary, results, out_dir)
     if locust_code not in (None, 0, 1):
         _say(f"loadtest: Locust exited with code {proc.returncode}; see {out_dir / 'locust.log'}")
@@ -216,7 +216,7 @@ def _run_locust(
 
 def exit_code(summary: dict[str, Any]) -> int:
     """0 passed, 1 a gate failed on a run that carried out its plan, 3 not carried out."""
-    return EXIT_CODES.get(str(summary.get("outcome")), EXIT_PASSED if summary.get("passed") else EXIT_FAILED)
+    return EXIT_CODES.get(str(summary.get("outcome")), ExitCode.PASSED if summary.get("passed") else ExitCode.FAILED)
 
 
 def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, str], web: tuple[str, int]) -> int:
@@ -252,7 +252,7 @@ def _run_web(cmd: list[str], scenario: Scenario, out_dir: Path, env: dict[str, s
     folders = run_dirs(out_dir)
     if not folders:
         _say(f"loadtest: no test was started from the web UI; nothing to judge (see {out_dir / 'locust.log'})")
-        return EXIT_NOT_CARRIED_OUT
+        return ExitCode.NOT_CARRIED_OUT
     last = folders[-1]
     summary = RunFolder(last).summary() or {}
     if "passed" in summary:

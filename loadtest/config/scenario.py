@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import adapters
-from loadtest.adapters import KINDS as ADAPTER_KINDS
 from loadtest.adapters.protocol import ProtocolConfig
 from loadtest.backend.config import DEFECTS
 from loadtest.config.settings import JOIN_MODES, PlayerSettings, ProbeSettings, SettingsError, Storm, expand_addresses
+from loadtest.errors import UsageError
 from loadtest.results.gates import Gate, GateSyntaxError, parse
 from loadtest.runtime.backoff import KINDS as POLICY_KINDS
 from loadtest.runtime.backoff import PolicyError, ReconnectPolicy
 
-PROTOCOL_KINDS = ADAPTER_KINDS
 #: Options of the embedded reference backend a scenario may set: TOML key -> ``loadtest serve`` flag.
 BACKEND_OPTIONS = {
     "tick_rate": ("--tick-rate", float),
@@ -41,8 +40,9 @@ BACKEND_OPTIONS = {
 }
 
 
-class ScenarioError(ValueError):
-    """A scenario that cannot run: ``file: key: what is wrong (what is allowed)``."""
+class ScenarioError(UsageError):
+    """Raised when a scenario file (or a ``--set`` override) cannot run: ``file: key: what is wrong
+    (what is allowed)``."""
 
     def __init__(self, path: str | Path, key: str, message: str) -> None:
         super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
@@ -267,7 +267,7 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
     tg.done()
 
     pr = top.sub("protocol")
-    kind = pr.get("kind", "string", "reference", allowed=PROTOCOL_KINDS)
+    kind = pr.get("kind", "string", "reference", allowed=adapters.kinds())
     adapter = adapters.get(kind)
     protocol = ProtocolConfig()
     protocol_options: dict[str, Any] = {}
@@ -459,7 +459,7 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
 
 
 def _supporting(probe_setting: str) -> str:
-    return ", ".join(k for k in ADAPTER_KINDS if probe_setting in adapters.get(k).probe_extras)
+    return ", ".join(k for k in adapters.kinds() if probe_setting in adapters.get(k).probe_extras)
 
 
 def _missing(path: str, key: str) -> Any:

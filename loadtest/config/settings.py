@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from loadtest.adapters.protocol import ProtocolConfig
+from loadtest.errors import UsageError
 from loadtest.runtime.backoff import ReconnectPolicy
 
 SETTINGS_ENV = "LOADTEST_SETTINGS"
 JOIN_MODES = ("quick", "create", "code")
 
 
-class SettingsError(ValueError):
-    """A setting is impossible: the message names the key and what is allowed."""
+class SettingsError(UsageError):
+    """Raised when a player, probe or storm setting is impossible (from ``--lt-*`` options, the
+    settings file or a scenario): the message names the key and what is allowed."""
 
 
 #: Secrets are read from the environment at the moment they are used, never kept in settings, so

@@ -25,9 +25,10 @@ from dataclasses import replace
 import gevent
 
 from loadtest.adapters.protocol import ProtocolError
+from loadtest.errors import ProbeSkipped
 from loadtest.probes.http import TIMEOUT, json_or_none
 from loadtest.probes.ratelimit import RateLimitProbe
-from loadtest.probes.replay import ReplayProbe, _Skip
+from loadtest.probes.replay import ReplayProbe
 
 log = logging.getLogger(__name__)
 #: Longest the hoarding phase runs, whatever the number asked for.
@@ -40,34 +41,34 @@ class ColyseusReplayProbe(ReplayProbe):
     supported = (*ReplayProbe.supported, "reconnect_token_reuse")
 
     def ticket_forged(self) -> bool:
-        grant = self._join(self._token())
-        return self._connect_once(replace(grant, ticket=secrets.token_urlsafe(7)))
+        grant = self.join(self.token())
+        return self.connect_once(replace(grant, ticket=secrets.token_urlsafe(7)))
 
     def reconnect_token_reuse(self) -> bool:
-        grant = self._join(self._token())
-        handle = self._open(grant)
-        outcome = self._outcome(handle)
+        grant = self.join(self.token())
+        handle = self.open_session(grant)
+        outcome = self.outcome(handle)
         if not outcome.ok:
-            raise _Skip("first_connect_refused")
+            raise ProbeSkipped("first_connect_refused")
         if not outcome.resume:
-            self._close(handle)
-            raise _Skip("no_reconnection_token")
+            self.close_session(handle)
+            raise ProbeSkipped("no_reconnection_token")
         self.engine.close(handle, abort=True)  # a drop, not a leave: the room may hold the seat
         handle.ended.wait(timeout=self.settings.close_timeout + 2)
         gevent.sleep(DROP_SETTLE)
         again = self.protocol.resume_grant(grant, outcome.resume)
         if again is None:
-            raise _Skip("no_resume")
-        resumed = self._open(again)
+            raise ProbeSkipped("no_resume")
+        resumed = self.open_session(again)
         if not resumed.connected.get(timeout=self.settings.connect_timeout + 5).ok:
-            raise _Skip("reconnection_not_allowed")
+            raise ProbeSkipped("reconnection_not_allowed")
         try:
-            reuse = self._open(again)
-            accepted = self._outcome(reuse).ok
+            reuse = self.open_session(again)
+            accepted = self.outcome(reuse).ok
             if accepted:
-                self._close(reuse)
+                self.close_session(reuse)
         finally:
-            self._close(resumed)
+            self.close_session(resumed)
         return accepted
 
 
@@ -81,7 +82,7 @@ class ColyseusRateLimitProbe(RateLimitProbe):
     def hoard(self, wanted: int) -> None:
         """Ask for ``wanted`` reservations with one token, one after the other, bounded in time."""
         try:
-            headers = self.protocol.auth_headers(self._token())
+            headers = self.protocol.auth_headers(self.token())
         except (OSError, ProtocolError) as exc:
             log.warning("seat-hoarding probe: could not get a token: %s", exc)
             return

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class RateLimitProbe:
+    """Rising bursts against one endpoint, recorded by step. An adapter's probe subclasses it to add
+    steps (Colyseus adds seat hoarding after :meth:`run`), using :meth:`token`, ``self.http`` (a
+    requests session bound to the probe's source address) and ``self.collector``."""
+
     def __init__(
         self, host: str, settings: PlayerSettings, protocol: Protocol, collector: RateLimitProbeCollector
     ) -> None:
@@ -41,7 +45,7 @@ class RateLimitProbe:
         probes = self.settings.probes
         if self.joins:
             try:
-                self._headers = self.protocol.auth_headers(self._token())
+                self._headers = self.protocol.auth_headers(self.token())
             except (OSError, ProtocolError) as exc:
                 log.warning("rate-limit probe: could not get a token for %s: %s", self.endpoint, exc)
                 return
@@ -51,7 +55,8 @@ class RateLimitProbe:
             gevent.joinall(shots, timeout=probes.rate_limit_step_seconds + TIMEOUT + 1)
             self.collector.step_seconds(self.endpoint, rate, probes.rate_limit_step_seconds)
 
-    def _token(self) -> str:
+    def token(self) -> str:
+        """A real token from the backend, for probing ``/join`` (and for a subclass's own steps)."""
         path, body = self.protocol.token_request("rate-probe")
         r = self.http.post(self.host + path, json=body, timeout=TIMEOUT)
         return self.protocol.parse_token(json_or_none(r)).token

@@ -34,6 +34,7 @@ import jwt
 from loadtest.adapters.protocol import JoinGrant, Protocol, ProtocolError
 from loadtest.collectors.replay import KINDS, ReplayCollector
 from loadtest.config.settings import JWT_SECRET_ENV, PlayerSettings
+from loadtest.errors import ProbeSkipped
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session, probe_source
 from loadtest.runtime.engine import ConnectOutcome, SessionHandle, WebSocketEngine
 from loadtest.runtime.target import WsTarget
@@ -51,13 +52,15 @@ def _excerpt(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class _Skip(Exception):
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
-
-
 class ReplayProbe:
+    """Runs the replay and forgery kinds round-robin and records each verdict.
+
+    Each kind is a method named after it that returns True when the backend accepted the attack.
+    An adapter's probe subclasses this, adds its kinds to :attr:`supported` and overrides the
+    kinds that differ, built from the steps below; a step that cannot go on raises
+    :class:`~loadtest.errors.ProbeSkipped` with a countable reason.
+    """
+
     #: The kinds this probe can carry out against its backend; an adapter's probe adds its own.
     supported: tuple[str, ...] = tuple(k for k in KINDS if k != "reconnect_token_reuse")
 
@@ -97,9 +100,9 @@ class ReplayProbe:
         """Run one probe of ``kind``; True if the attack was accepted, None if it could not run."""
         try:
             if kind not in self.supported:
-                raise _Skip("not_supported")
+                raise ProbeSkipped("not_supported")
             accepted = getattr(self, kind)()
-        except _Skip as skip:
+        except ProbeSkipped as skip:
             self.collector.skipped(kind, skip.why)
             return None
         except ProtocolError as exc:
@@ -117,7 +120,7 @@ class ReplayProbe:
         self.collector.verdict(kind, accepted)
         return accepted
 
-    # -- steps ------------------------------------------------------------------------------
+    # -- steps (for the kinds here and for a subclass's own) ------------------------------------------
 
     def _claims(self, token: str) -> dict[str, Any]:
         """The token's claims, unverified; a token that is not a JWT makes the JWT kinds not
@@ -125,58 +128,67 @@ class ReplayProbe:
         try:
             claims = jwt.decode(token, options={"verify_signature": False})
         except jwt.exceptions.PyJWTError:
-            raise _Skip(NOT_JWT) from None
+            raise ProbeSkipped(NOT_JWT) from None
         if not isinstance(claims, dict):
-            raise _Skip(NOT_JWT)
+            raise ProbeSkipped(NOT_JWT)
         return claims
 
-    def _token(self) -> str:
+    def token(self) -> str:
+        """A real token from the backend (skipped as ``token_<status>`` if it refuses)."""
         path, body = self.protocol.token_request("replay-probe")
         r = self.http.post(self.host + path, json=body, timeout=TIMEOUT)
         if r.status_code != 200:
-            raise _Skip(f"token_{r.status_code}")
+            raise ProbeSkipped(f"token_{r.status_code}")
         return self.protocol.parse_token(json_or_none(r)).token
 
-    def _join_response(self, token: str) -> Any:
+    def join_response(self, token: str) -> Any:
+        """The raw reply to a quick join with ``token``, whatever its status."""
         path, body = self.protocol.join_request("quick")
         return self.http.post(self.host + path, json=body, headers=self.protocol.auth_headers(token), timeout=TIMEOUT)
 
-    def _join(self, token: str) -> JoinGrant:
-        r = self._join_response(token)
+    def join(self, token: str) -> JoinGrant:
+        """A real grant (ticket) for ``token`` (skipped as ``join_<status>`` if refused)."""
+        r = self.join_response(token)
         if r.status_code != 200:
-            raise _Skip(f"join_{r.status_code}")
+            raise ProbeSkipped(f"join_{r.status_code}")
         return self.protocol.parse_join(json_or_none(r))
 
-    def _open(self, grant: JoinGrant) -> SessionHandle:
+    def open_session(self, grant: JoinGrant) -> SessionHandle:
+        """Open a WebSocket with ``grant`` on the engine; the session does not count as a player's."""
         url = self.protocol.connect_url(self.target.base, grant)
         return self.engine.open(self.target.spec(url, self.protocol, self.settings, self.source, measure=False))
 
-    def _outcome(self, handle: SessionHandle) -> ConnectOutcome:
+    def outcome(self, handle: SessionHandle) -> ConnectOutcome:
+        """Wait for the connect to be accepted or refused; a refusal is recorded with its reason."""
         outcome = handle.connected.get(timeout=self.settings.connect_timeout + 5)
         if not outcome.ok and outcome.status is not None:
             body = outcome.body if isinstance(outcome.body, dict) else {}
             self.collector.refused("ticket", str(body.get("reason") or f"status_{outcome.status}"))
         return outcome
 
-    def _close(self, handle: SessionHandle) -> None:
+    def close_session(self, handle: SessionHandle) -> None:
+        """Close a session this probe opened and wait (bounded) for it to end."""
         self.engine.close(handle)
         handle.ended.wait(timeout=self.settings.close_timeout + 2)
 
-    def _connect_once(self, grant: JoinGrant) -> bool:
-        handle = self._open(grant)
-        outcome = self._outcome(handle)
+    def connect_once(self, grant: JoinGrant) -> bool:
+        """Connect with ``grant``: True if accepted (then closed), False if refused; skipped when
+        the connect failed without an answer."""
+        handle = self.open_session(grant)
+        outcome = self.outcome(handle)
         if outcome.ok:
-            self._close(handle)
+            self.close_session(handle)
         elif outcome.status is None:
-            raise _Skip(f"connect_{outcome.reason}")
+            raise ProbeSkipped(f"connect_{outcome.reason}")
         return outcome.ok
 
-    def _join_with(self, token: str) -> bool:
-        r = self._join_response(token)
+    def join_with(self, token: str) -> bool:
+        """Join with a (forged) token: True if accepted, False if refused (recorded with its reason)."""
+        r = self.join_response(token)
         if r.status_code == 200:
             return True
         if r.status_code == 429:
-            raise _Skip("rate_limited")
+            raise ProbeSkipped("rate_limited")
         body = json_or_none(r)
         reason = body.get("reason") if isinstance(body, dict) else None
         self.collector.refused("jwt", str(reason or f"status_{r.status_code}"))
@@ -185,62 +197,62 @@ class ReplayProbe:
     # -- the kinds --------------------------------------------------------------------------
 
     def ticket_reuse(self) -> bool:
-        grant = self._join(self._token())
-        if not self._connect_once(grant):
-            raise _Skip("first_connect_refused")
-        return self._connect_once(grant)
+        grant = self.join(self.token())
+        if not self.connect_once(grant):
+            raise ProbeSkipped("first_connect_refused")
+        return self.connect_once(grant)
 
     def ticket_race(self) -> bool:
-        grant = self._join(self._token())
-        handles = [self._open(grant) for _ in range(self.settings.probes.race_sockets)]
-        winners = [h for h in handles if self._outcome(h).ok]
+        grant = self.join(self.token())
+        handles = [self.open_session(grant) for _ in range(self.settings.probes.race_sockets)]
+        winners = [h for h in handles if self.outcome(h).ok]
         for handle in winners:
-            self._close(handle)
+            self.close_session(handle)
         if not winners:
-            raise _Skip("no_winner")
+            raise ProbeSkipped("no_winner")
         return len(winners) > 1
 
     def ticket_expired(self) -> bool:
-        grant = self._join(self._token())
+        grant = self.join(self.token())
         lifetime = grant.expires_in
         if lifetime is None or lifetime > self.settings.probes.max_expiry_wait:
-            raise _Skip("expiry_too_long")
+            raise ProbeSkipped("expiry_too_long")
         gevent.sleep(lifetime + 1.0)
-        return self._connect_once(grant)
+        return self.connect_once(grant)
 
     def ticket_forged(self) -> bool:
-        return self._connect_once(JoinGrant(secrets.token_urlsafe(24), "", None))
+        return self.connect_once(JoinGrant(secrets.token_urlsafe(24), "", None))
 
     def jwt_alg_none(self) -> bool:
-        claims = self._claims(self._token())
-        return self._join_with(jwt.encode(claims, key=None, algorithm="none"))
+        claims = self._claims(self.token())
+        return self.join_with(jwt.encode(claims, key=None, algorithm="none"))
 
     def jwt_bad_signature(self) -> bool:
-        token = self._token()
+        token = self.token()
         self._claims(token)
         header, payload, signature = token.split(".")
         forged = base64.urlsafe_b64encode(secrets.token_bytes(len(signature) * 3 // 4 or 32)).rstrip(b"=").decode()
-        return self._join_with(f"{header}.{payload}.{forged}")
+        return self.join_with(f"{header}.{payload}.{forged}")
 
     def jwt_expired(self) -> bool:
-        token = self._token()
+        token = self.token()
         claims = self._claims(token)
         secret = os.environ.get(JWT_SECRET_ENV)
         if secret:
             now = int(time.time())
             claims.update(iat=now - 600, exp=now - 300)
-            return self._join_with(jwt.encode(claims, secret, algorithm="HS256"))
+            return self.join_with(jwt.encode(claims, secret, algorithm="HS256"))
         exp = claims.get("exp")
         wait = (exp - time.time() + 1.0) if isinstance(exp, int | float) else None
         if wait is None or wait > self.settings.probes.max_expiry_wait:
-            raise _Skip("no_secret")
+            raise ProbeSkipped("no_secret")
         gevent.sleep(max(0.0, wait))
-        return self._join_with(token)
+        return self.join_with(token)
 
     def jwt_wrong_audience(self) -> bool:
         secret = os.environ.get(JWT_SECRET_ENV)
         if not secret:
-            raise _Skip("no_secret")
-        claims = self._claims(self._token())
+            raise ProbeSkipped("no_secret")
+        claims = self._claims(self.token())
         claims["aud"] = f"not-{claims.get('aud', 'you')}"
-        return self._join_with(jwt.encode(claims, secret, algorithm="HS256"))
+        return self.join_with(jwt.encode(claims, secret, algorithm="HS256"))

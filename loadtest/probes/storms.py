@@ -15,14 +15,11 @@ import requests
 
 from loadtest.collectors.reconnects import ReconnectCollector
 from loadtest.config.settings import ADMIN_TOKEN_ENV, PlayerSettings, Storm
+from loadtest.errors import StormError
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session
 
 log = logging.getLogger(__name__)
 CHAOS_PATH = "/admin/api/chaos"
-
-
-class StormError(RuntimeError):
-    pass
 
 
 def fire(

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from loadtest.errors import UsageError
+
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": lambda a, b: a <= b,
     ">=": lambda a, b: a >= b,
@@ -42,8 +44,9 @@ _FORM = (
 )
 
 
-class GateSyntaxError(ValueError):
-    """A gate expression that is not ``METRIC OP VALUE``; the message shows where it went wrong."""
+class GateSyntaxError(UsageError):
+    """Raised when parsing a gate expression that is not ``METRIC OP VALUE``; the message shows
+    where it went wrong."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from loadtest.exitcodes import ExitCode
 from loadtest.results.findings import findings
 from loadtest.results.frames import frames
 from loadtest.results.gates import Gate, GateResult, evaluate, flatten
@@ -48,7 +49,7 @@ def describe(scenario: Any, folder: RunFolder) -> dict[str, Any]:
 
 #: The three outcomes, and the exit code of each.
 PASSED, FAILED, NOT_CARRIED_OUT = "passed", "failed", "not carried out"
-EXIT_CODES = {PASSED: 0, FAILED: 1, NOT_CARRIED_OUT: 3}
+EXIT_CODES = {PASSED: ExitCode.PASSED, FAILED: ExitCode.FAILED, NOT_CARRIED_OUT: ExitCode.NOT_CARRIED_OUT}
 
 
 def outcome(integrity: dict[str, Any], results: Iterable[GateResult], aborted: str | None) -> str:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from loadtest.errors import UsageError
+
 KINDS = ("exponential", "full", "none")
 
 
-class PolicyError(ValueError):
-    pass
+class PolicyError(UsageError):
+    """Raised for a reconnect policy that cannot work (an unknown kind, a negative delay, jitter
+    bounds the wrong way round); the message names the value and what is allowed."""
 
 
 @dataclass(frozen=True)

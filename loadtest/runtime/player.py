@@ -22,14 +22,15 @@ import time
 from typing import Any
 
 import gevent
-import requests
 from gevent.lock import BoundedSemaphore
 from locust import HttpUser, task
 from locust.exception import InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser
+from requests.exceptions import Timeout  # after Locust, which must patch ssl before requests loads it
 
 from loadtest.adapters.protocol import JoinGrant, Protocol, ProtocolError, TokenGrant, decode_json
 from loadtest.collectors.ratelimit import RetryTracker
 from loadtest.collectors.reconnects import Recovery
+from loadtest.runtime import plugin  # noqa: F401 - a GamePlayer needs the --lt-* options and the harness
 from loadtest.runtime.engine import ConnectOutcome, SessionEnd, SessionHandle
 from loadtest.runtime.harness import Harness
 from loadtest.runtime.target import SourceAddressAdapter, WsTarget
@@ -40,8 +41,18 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN = 5.0
 
 
-class _Attempt:
-    """The outcome of one join-and-connect attempt."""
+class Attempt:
+    """What a flow step returns when it did not get what it was for, or what a connect got.
+
+    A step overridden in a :class:`GamePlayer` subclass (:meth:`~GamePlayer.login`,
+    :meth:`~GamePlayer.join`) returns ``Attempt(reason=..., retry_after=...)`` to report a failure:
+    it is a failed attempt, and the reconnect policy decides when to try again (no sooner than
+    ``retry_after`` seconds when that is given and ``honour_retry_after`` is on; after
+    ``max_attempts`` the player gives up on the session). ``reason`` is a short word
+    (``rate_limited``, ``status_503``); ``rate_limited`` during a recovery counts as a limited
+    reconnect. :meth:`~GamePlayer.connect` returns one with the open session's ``handle`` on
+    success.
+    """
 
     __slots__ = ("handle", "reason", "retry_after")
 
@@ -153,7 +164,7 @@ class GamePlayer(HttpUser):
                 delay = max(delay, attempt.retry_after)
             gevent.sleep(delay)
 
-    def _attempt(self) -> _Attempt:
+    def _attempt(self) -> Attempt:
         """One join-and-connect; whatever goes wrong is a counted failure the policy retries.
 
         A flow step that raises (a :class:`Protocol` subclass's bug, a reply nothing anticipated)
@@ -168,21 +179,21 @@ class GamePlayer(HttpUser):
             name = type(exc).__name__
             self.harness.sessions.protocol_error("player", f"unexpected_{name}")
             _log_once(name, f"a player step failed unexpectedly (protocol_error:player:unexpected_{name})", exc)
-            return _Attempt(reason="error")
+            return Attempt(reason="error")
 
-    def join_and_connect(self) -> _Attempt:
+    def join_and_connect(self) -> Attempt:
         resumed = self.resume_session()
         if resumed is not None:
             return resumed
         token = self.login()
-        if isinstance(token, _Attempt):
+        if isinstance(token, Attempt):
             return token
         grant = self.join(token)
-        if isinstance(grant, _Attempt):
+        if isinstance(grant, Attempt):
             return grant
         return self.connect(grant)
 
-    def resume_session(self) -> _Attempt | None:
+    def resume_session(self) -> Attempt | None:
         """Resume the dropped session with the server's resume credential, if it gave one.
 
         None means "matchmake afresh": there was nothing to resume, or the server refused it (the
@@ -201,26 +212,28 @@ class GamePlayer(HttpUser):
         self.harness.reconnect.resume_refused(attempt.reason)
         return None
 
-    def login(self) -> TokenGrant | _Attempt:
+    def login(self) -> TokenGrant | Attempt:
         if self.token is not None and time.monotonic() < self.token_expires:
             return self.token
         path, body = self.protocol.token_request(self.name_)
-        grant = self._post(path, body, parse=self.protocol.parse_token)
-        if isinstance(grant, _Attempt):
+        grant = self.post_json(path, body, parse=self.protocol.parse_token)
+        if isinstance(grant, Attempt):
             return grant
         self.token = grant
         lifetime = grant.expires_in if grant.expires_in is not None else 3600.0
         self.token_expires = time.monotonic() + max(1.0, lifetime - TOKEN_MARGIN)
         return grant
 
-    def join(self, token: TokenGrant) -> JoinGrant | _Attempt:
+    def join(self, token: TokenGrant) -> JoinGrant | Attempt:
         path, body = self.protocol.join_request(self.settings.join_mode, self.settings.room)
-        grant = self._post(path, body, headers=self.protocol.auth_headers(token.token), parse=self.protocol.parse_join)
-        if isinstance(grant, _Attempt) and grant.reason in {f"status_{s}" for s in self.protocol.auth_failed_statuses}:
+        grant = self.post_json(
+            path, body, headers=self.protocol.auth_headers(token.token), parse=self.protocol.parse_join
+        )
+        if isinstance(grant, Attempt) and grant.reason in {f"status_{s}" for s in self.protocol.auth_failed_statuses}:
             self.token = None  # expired or revoked: log in again on the next attempt
         return grant
 
-    def connect(self, grant: JoinGrant, name: str = "connect") -> _Attempt:
+    def connect(self, grant: JoinGrant, name: str = "connect") -> Attempt:
         spec = self._ws.spec(self.protocol.connect_url(self._ws.base, grant), self.protocol, self.settings, self.source)
         handle = self.harness.engine.open(spec)
         self.handle = handle
@@ -240,10 +253,10 @@ class GamePlayer(HttpUser):
         if outcome.ok:
             self.harness.sessions.connected(outcome.handshake_ms)
             self.last_grant, self.resume = grant, outcome.resume
-            return _Attempt(handle)
+            return Attempt(handle)
         self.handle = None
         self.harness.sessions.connect_failed(outcome.reason)
-        return _Attempt(reason=outcome.reason)
+        return Attempt(reason=outcome.reason)
 
     def hold(self, handle: SessionHandle, leave_at: float) -> SessionEnd | None:
         """Play until ``leave_at``; return the end if the session was lost first, else None."""
@@ -277,11 +290,15 @@ class GamePlayer(HttpUser):
 
     # -- HTTP ---------------------------------------------------------------------------------------
 
-    def _post(self, path: str, body: Any, *, parse: Any, headers: dict[str, str] | None = None) -> Any:
-        """POST through Locust's client; the parsed reply, or an :class:`_Attempt` saying why not.
+    def post_json(self, path: str, body: Any, *, parse: Any, headers: dict[str, str] | None = None) -> Any:
+        """POST ``body`` as JSON through Locust's client; ``parse(<decoded reply>)``, or an
+        :class:`Attempt` saying why not.
 
-        Parsing happens inside Locust's ``catch_response`` block, so a reply of the wrong shape is
-        a failure in Locust's tables as well as a counted protocol error.
+        Use it from an overridden flow step rather than ``self.client``: it keeps the player within
+        ``max_http_in_flight``, counts 429s and their Retry-After, and names the request by its
+        path in Locust's tables. ``parse`` runs inside Locust's ``catch_response`` block, so a
+        reply of the wrong shape (a :class:`~loadtest.adapters.protocol.ProtocolError` from it) is
+        a failure in Locust's tables as well as a counted ``protocol_error:<path>:<reason>``.
         """
         with self.http_slots:
             self.harness.rate_limit.requesting(self.retry, path)
@@ -309,31 +326,31 @@ class GamePlayer(HttpUser):
                     else:
                         reason = "connection_error"
                     response.failure(f"{reason} ({type(response.error).__name__})")
-                    return _Attempt(reason=reason)
+                    return Attempt(reason=reason)
                 if status == 429:
                     retry_after = _retry_after(response.headers.get("Retry-After"))
                     self.harness.rate_limit.limited(self.retry, path, retry_after)
                     response.failure(f"429 rate limited (Retry-After {response.headers.get('Retry-After')})")
-                    return _Attempt(reason="rate_limited", retry_after=retry_after)
+                    return Attempt(reason="rate_limited", retry_after=retry_after)
                 if status != 200:
                     detail = self.protocol.describe_status(status, None)
                     response.failure(f"HTTP {status} ({detail})" if detail else f"HTTP {status}")
-                    return _Attempt(reason=f"status_{status}")
+                    return Attempt(reason=f"status_{status}")
                 try:
                     return parse(decode_json(response.text))
                 except ProtocolError as exc:
                     self.harness.sessions.protocol_error(path, exc.reason)
                     response.failure(f"protocol error: {exc.reason}")
-                    return _Attempt(reason="protocol_error")
+                    return Attempt(reason="protocol_error")
                 except Exception as exc:  # a parser's bug or a reply nothing anticipated
                     name = type(exc).__name__
                     self.harness.sessions.protocol_error(path, f"unexpected_{name}")
                     _log_once(name, f"parsing the reply of {path} failed (counted as protocol_error)", exc)
                     response.failure(f"protocol error: unexpected {name}")
-                    return _Attempt(reason="protocol_error")
+                    return Attempt(reason="protocol_error")
 
 
-class _DeadlineExceeded(requests.exceptions.Timeout):
+class _DeadlineExceeded(Timeout):
     """An HTTP step that did not complete within its total deadline."""
 
 
@@ -350,7 +367,7 @@ def _log_once(key: str, message: str, exc: BaseException) -> None:
 
 
 def _is_timeout(error: BaseException | None) -> bool:
-    return isinstance(error, requests.exceptions.Timeout)
+    return isinstance(error, Timeout)
 
 
 def _retry_after(value: str | None) -> float | None:

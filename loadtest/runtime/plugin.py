@@ -14,8 +14,10 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
-from loadtest.config.settings import JOIN_MODES, SettingsError
-from loadtest.runtime.backoff import KINDS, PolicyError
+from loadtest.config.settings import JOIN_MODES
+from loadtest.errors import UsageError
+from loadtest.exitcodes import ExitCode
+from loadtest.runtime.backoff import KINDS
 from loadtest.runtime.harness import Harness
 
 
@@ -75,12 +77,12 @@ def _install(environment: Environment, **_: Any) -> None:
         return  # a worker's options arrive from the master with the first spawn message
     try:
         harness.settings  # noqa: B018 - validate now, not in every player's on_start
-    except (SettingsError, PolicyError) as exc:
+    except UsageError as exc:
         # A bad option is the user's to fix: one clear line and exit code 2, no traceback, and no
         # run idling until its time limit with every player failing.
         sys.stderr.write(f"loadtest: {exc}\n")
         sys.stderr.flush()
-        os._exit(2)
+        os._exit(ExitCode.USAGE)
     if harness.web:
         from loadtest.runtime import webui
 
