@@ -70,28 +70,26 @@ MAX_PENDING_PINGS = 64
 
 @dataclass(frozen=True)
 class ColyseusOptions:
+    """The ``[protocol]`` keys of a Colyseus target, as the protocol reads them; their types,
+    ranges and defaults are the :data:`ADAPTER`'s ``options``."""
+
     room: str
-    method: str = "joinOrCreate"
-    join_options: dict[str, Any] = field(default_factory=dict)
-    auth_path: str = "/auth/anonymous"
-    seat_reservation_timeout: float = 15.0
-    patch_rate: float = 0.05
-    input_type: str = "input"
-    ping_every: int = 10
+    method: str
+    join_options: dict[str, Any]
+    auth_path: str
+    seat_reservation_timeout: float
+    patch_rate: float
+    input_type: str
+    ping_every: int
 
     @classmethod
     def from_settings(cls, settings: PlayerSettings) -> ColyseusOptions:
-        o = settings.protocol_options
-        return cls(
-            room=str(o["room"]),
-            method=str(o.get("method", "joinOrCreate")),
-            join_options=dict(o.get("options") or {}),
-            auth_path=str(o.get("auth_path", "/auth/anonymous")),
-            seat_reservation_timeout=float(o.get("seat_reservation_timeout", 15.0)),
-            patch_rate=float(o.get("patch_rate", 0.05)),
-            input_type=str(o.get("input_type", "input")),
-            ping_every=int(o.get("ping_every", 10)),
-        )
+        return cls.from_options(settings.protocol_options)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> ColyseusOptions:
+        o = ADAPTER.read_options(options)
+        return cls(join_options=o.pop("options"), **o)
 
 
 @dataclass(frozen=True)
@@ -317,7 +315,7 @@ class ColyseusSession(Protocol):
 
 def _implied(options: dict[str, Any]) -> dict[str, Any]:
     """Colyseus has no /metrics, and its nominal tick rate is the configured patch rate."""
-    rate = float(options.get("patch_rate", 0.05))
+    rate = ColyseusOptions.from_options(options).patch_rate
     return {"scrape_metrics": False, "nominal_tick_rate": round(1.0 / rate, 6)}
 
 
@@ -329,10 +327,10 @@ ADAPTER = Adapter(
         "method": Option("string", "joinOrCreate", allowed=METHODS, help="matchmaking method"),
         "options": Option("table", {}, help="join options sent with every matchmaking request"),
         "auth_path": Option("string", "/auth/anonymous", help="where a token comes from"),
-        "seat_reservation_timeout": Option("duration", 15.0, help="the room's seatReservationTimeout"),
-        "patch_rate": Option("duration", 0.05, help="the room's patchRate (nominal tick interval)"),
+        "seat_reservation_timeout": Option("duration", 15.0, gt=0, help="the room's seatReservationTimeout"),
+        "patch_rate": Option("duration", 0.05, gt=0, help="the room's patchRate (nominal tick interval)"),
         "input_type": Option("string", "input", help='ROOM_DATA type of inputs ("" = pings only)'),
-        "ping_every": Option("int", 10, help="every n-th input is a PING (0 = never)"),
+        "ping_every": Option("int", 10, ge=0, help="every n-th input is a PING (0 = never)"),
     },
     replay_probe="loadtest.probes.colyseus:ColyseusReplayProbe",
     rate_limit_probe="loadtest.probes.colyseus:ColyseusRateLimitProbe",

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from loadtest.backend.config import DEFECTS, BackendConfig, ConfigError, RateLimit
+from loadtest.config.model import cli_type, help_for
+from loadtest.config.scenario import DEFECT_NAMES, LoadTable, ScenarioTable, TargetTable
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV
 from loadtest.errors import LoadtestError
 from loadtest.exitcodes import ExitCode
@@ -161,6 +163,15 @@ def _run_serve(args: argparse.Namespace) -> int:
         return ExitCode.NOT_CARRIED_OUT
 
 
+#: ``loadtest run`` flags that override one scenario key: (flag, table, key).
+_RUN_OVERRIDES = (
+    ("--users", LoadTable, "users"),
+    ("--spawn-rate", LoadTable, "spawn_rate"),
+    ("--duration", ScenarioTable, "duration"),
+    ("--workers", LoadTable, "workers"),
+)
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
@@ -168,18 +179,26 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Run a scenario (a file, or the name of a bundled one) and judge it by its gates.",
     )
     p.add_argument("scenario", help="scenario file, or a bundled scenario's name (see `loadtest scenarios`)")
-    p.add_argument("--target", help="base URL of the backend under test (default: the scenario's, else embedded)")
+    p.add_argument(
+        "--target",
+        type=cli_type(TargetTable, "url"),
+        help="base URL of the backend under test (default: the scenario's target.url, else embedded)",
+    )
     p.add_argument(
         "--defect",
         action="append",
         metavar="NAME",
-        choices=sorted(DEFECTS),
+        choices=DEFECT_NAMES,
         help="switch on a defect of the embedded backend (repeatable)",
     )
-    p.add_argument("--users", type=_positive(int), help="simulated players")
-    p.add_argument("--spawn-rate", type=_positive(float), help="players started per second")
-    p.add_argument("--duration", help="run time, e.g. 60s or 5m")
-    p.add_argument("--workers", type=_positive(int), help="Locust worker processes")
+    # Types, ranges and defaults are the scenario file's own (loadtest.config.scenario).
+    for flag, model, name in _RUN_OVERRIDES:
+        key = f"{model.__name__.removesuffix('Table').lower()}.{name}"
+        p.add_argument(
+            flag,
+            type=cli_type(model, name),
+            help=help_for(model, name, default=f"default: the scenario's {key}, else {{}}"),
+        )
     p.add_argument("--out", help="run folder (default reports/<scenario>-<timestamp>)")
     p.add_argument(
         "--set",

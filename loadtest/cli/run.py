@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -131,7 +130,7 @@ def _run_locust(
 ) -> int:
     stages = tuple((s.duration, s.users, s.spawn_rate) for s in scenario.stages)
     duration = sum(s.duration for s in scenario.stages) if scenario.stages else scenario.duration
-    settings = replace(scenario.settings, out_dir=str(out_dir), stages=stages)
+    settings = scenario.settings.replace(out_dir=str(out_dir), stages=stages)
     settings_path = out_dir / "settings.json"
     settings_path.write_text(settings.to_json(), encoding="utf-8")
     env[SETTINGS_ENV] = str(settings_path)

@@ -1,28 +1,51 @@
 """Scenario files: what ``loadtest run`` does, as TOML users copy from ``scenarios/``.
 
-A scenario is validated completely before anything starts: an unknown key, a wrong type or an
-impossible value is a :class:`ScenarioError` that names the file, the key and what is allowed.
-``--set key=value`` overrides any value, by its dotted key, before validation.
+A scenario is validated completely before anything starts, by :func:`file_model` (one pydantic
+model per protocol kind): an unknown key, a wrong type or an impossible value is a
+:class:`ScenarioError` that names the file, the key (``load.stages[1].users``) and what is
+allowed. The ``[player]``, ``[ticks]``, ``[probes]``, ``[player.reconnect]`` and ``[[events]]``
+tables are made from the settings' own fields (:mod:`loadtest.config.settings`), so a range or a
+default is stated once. ``--set key=value`` overrides any value, by its dotted key, array items
+by index (``gates[0].expr``), before validation.
 """
 
 from __future__ import annotations
 
-import json
+import copy
+import dataclasses
+import functools
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from loadtest import adapters
+from loadtest.adapters import AdapterKind
 from loadtest.adapters.protocol import ProtocolConfig
 from loadtest.backend.config import DEFECTS
-from loadtest.config.settings import JOIN_MODES, PlayerSettings, ProbeSettings, SettingsError, Storm, expand_addresses
+from loadtest.config.model import Array, Model, Seconds, derive, explain, render, seconds
+from loadtest.config.settings import PlayerSettings, ProbeSettings, Storm
 from loadtest.errors import UsageError
 from loadtest.results.gates import Gate, GateSyntaxError, parse
-from loadtest.runtime.backoff import KINDS as POLICY_KINDS
-from loadtest.runtime.backoff import PolicyError, ReconnectPolicy
 
+__all__ = [
+    "BACKEND_OPTIONS",
+    "Scenario",
+    "ScenarioError",
+    "Stage",
+    "apply_override",
+    "bundled",
+    "file_model",
+    "load",
+    "parse_override",
+    "seconds",
+    "summary_line",
+]
+
+DEFECT_NAMES = tuple(sorted(DEFECTS))
 #: Options of the embedded reference backend a scenario may set: TOML key -> ``loadtest serve`` flag.
 BACKEND_OPTIONS = {
     "tick_rate": ("--tick-rate", float),
@@ -38,11 +61,15 @@ BACKEND_OPTIONS = {
     "join_player_rate": ("--join-player-rate", float),
     "join_player_burst": ("--join-player-burst", int),
 }
+#: Probe settings only some adapters' probes honour (``Adapter.probe_extras``).
+ADAPTER_PROBE_SETTINGS = ("seat_hoarding",)
+#: Array items that may be written short, as one value: the key that value stands for.
+SHORT_FORMS = {"gates": "expr"}
+_EXAMPLES = {"scenario.duration": '"60s"'}
 
 
 class ScenarioError(UsageError):
-    """Raised when a scenario file (or a ``--set`` override) cannot run: ``file: key: what is wrong
-    (what is allowed)``."""
+    """A scenario that cannot run: ``file: key: what is wrong (what is allowed)``."""
 
     def __init__(self, path: str | Path, key: str, message: str) -> None:
         super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
@@ -73,28 +100,161 @@ class Scenario:
     settings: PlayerSettings
     gates: tuple[Gate, ...]
     protocol_kind: str = "reference"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def stages_or_ramp(self) -> tuple[Stage, ...]:
-        return self.stages or (Stage(self.duration, self.users, self.spawn_rate),)
 
 
-# -- values -----------------------------------------------------------------------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# -- the file's tables ------------------------------------------------------------------------
 
 
-def seconds(value: Any) -> float:
-    """``30``, ``"30s"``, ``"2m"``, ``"1h"``, ``"500ms"`` -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration, not true/false")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f'{value!r} is not a duration (e.g. 30, "30s", "2m", "1h")')
-    return float(match.group(1)) * _UNITS[match.group(2)]
+def _table() -> Any:
+    """A table that may be left out: its defaults apply (and its required keys are reported)."""
+    return Field(default_factory=dict, validate_default=True)
+
+
+def _url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://", value):
+        raise ValueError(f"must start with http:// or https://, got {value!r}")
+    return value
+
+
+class ScenarioTable(Model):
+    name: str | None = Field(None, description="the run's name (default: the file's name)")
+    description: str = ""
+    duration: Seconds = Field(gt=0, description='run time, e.g. "60s" or "5m"')
+
+
+BackendTable = create_model(
+    "BackendTable",
+    __base__=Model,
+    **{key: (Annotated[kind, Field(gt=0)] | None, None) for key, (_, kind) in BACKEND_OPTIONS.items()},
+    cors_origins=(Array(str), ()),
+)
+
+
+class TargetTable(Model):
+    url: Annotated[str | None, AfterValidator(_url)] = Field(None, description="base URL of the backend under test")
+    defects: Array(Literal[DEFECT_NAMES]) = Field((), description="defects of the embedded backend")
+    backend: BackendTable = _table()  # type: ignore[valid-type]
+
+
+class StageTable(Model):
+    duration: Seconds = Field(gt=0, description="length of the stage")
+    users: int = Field(ge=0, description="players at the end of the stage")
+    spawn_rate: float | None = Field(
+        None, gt=0, description="players started per second", json_schema_extra={"unset": "load.users"}
+    )
+
+
+class LoadTable(Model):
+    users: int = Field(10, ge=1, description="simulated players")
+    spawn_rate: float | None = Field(
+        None, gt=0, description="players started per second", json_schema_extra={"unset": "load.users"}
+    )
+    workers: int = Field(1, ge=1, le=64, description="Locust worker processes")
+    stages: Array(StageTable) = ()
+
+
+EventTable = derive(
+    "EventTable",
+    Storm,
+    ("at", "fraction", "close_code", "seconds"),
+    kind=(Literal["storm", "stall"], Field("storm", description="a reconnect storm, or a stall of the tick loops")),
+    side=(Literal["client", "server"], Field("server", description="who drops the sessions of a storm")),
+)
+PlayerTable = derive(
+    "PlayerTable",
+    PlayerSettings,
+    (
+        "session_length",
+        "input_rate",
+        "join_mode",
+        "room",
+        "sessions_per_user",
+        "think_time",
+        "connect_timeout",
+        "honour_retry_after",
+        "ca_bundle",
+        "insecure",
+        "max_http_in_flight",
+        "source_addresses",
+        "reconnect",
+    ),
+)
+#: ``[ticks]`` key -> player setting.
+TICKS_KEYS = {
+    "degradation_threshold": "degradation_threshold",
+    "nominal_hz": "nominal_tick_rate",
+    "clock_offset": "clock_offset",
+}
+TicksTable = derive("TicksTable", PlayerSettings, TICKS_KEYS)
+
+
+class GateTable(Model):
+    expr: str = Field(description="METRIC OP VALUE, e.g. tick.p5_hz >= 54")
+    over: Seconds | None = Field(None, gt=0, description="judge over a sliding window of this many seconds")
+    abort_on_fail: bool = Field(False, description="stop the run when the gate fails")
+    delay: Seconds = Field(0.0, ge=0, description="seconds into the run before abort_on_fail may act")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        return {"expr": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _parses(self) -> GateTable:
+        try:
+            self.gate()
+        except GateSyntaxError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def gate(self) -> Gate:
+        return parse(self.expr, over=self.over, abort_on_fail=self.abort_on_fail, delay=self.delay)
+
+
+class ScenarioFile(Model):
+    """A scenario file without its ``[protocol]`` table, whose keys depend on its kind (:func:`file_model`)."""
+
+    scenario: ScenarioTable = _table()
+    target: TargetTable = _table()
+    load: LoadTable = _table()
+    player: PlayerTable = _table()  # type: ignore[valid-type]
+    ticks: TicksTable = _table()  # type: ignore[valid-type]
+    probes: ProbeSettings = _table()
+    events: Array(EventTable) = ()
+    gates: Array(GateTable) = ()
+
+
+class _Kind(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    kind: AdapterKind = "reference"
+
+
+class _KindOfFile(BaseModel):
+    """Reads only ``protocol.kind``, which decides the keys of the rest of the table."""
+
+    model_config = ConfigDict(extra="ignore")
+    protocol: _Kind = _table()
+
+
+@functools.cache
+def file_model(kind: str) -> type[ScenarioFile]:
+    """The model of a scenario file whose ``[protocol]`` is of ``kind``: the reference protocol's
+    keys are :class:`ProtocolConfig`'s, another adapter's are its ``options``."""
+    if kind == "reference":
+        keys = {f.name: (str, Field(f.default)) for f in dataclasses.fields(ProtocolConfig)}
+    else:
+        fields = adapters.get(kind).options_model().model_fields
+        keys = {name: (info.annotation, copy.copy(info)) for name, info in fields.items()}
+    protocol = create_model(
+        f"{kind.title()}ProtocolTable",
+        __base__=Model,
+        kind=(Literal[kind], Field(kind, description="which adapter speaks to the backend")),
+        **keys,
+    )
+    return create_model(f"{kind.title()}ScenarioFile", __base__=ScenarioFile, protocol=(protocol, _table()))
+
+
+# -- overrides --------------------------------------------------------------------------------
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -109,111 +269,51 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+_STEP = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)$")
+
+
+def _steps(key: str) -> list[str | int]:
+    """``load.stages[1].users`` -> ["load", "stages", 1, "users"]."""
+    steps: list[str | int] = []
+    for part in key.split("."):
+        match = _STEP.match(part.strip())
+        if not match:
+            raise ScenarioError("--set", key, f"{part!r} is not a key (name, or name[index] for an array item)")
+        steps.append(match.group(1))
+        steps += [int(i) for i in re.findall(r"\d+", match.group(2))]
+    return steps
+
+
 def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ScenarioError("--set", key, f"{part!r} is a value, not a table")
-        node = child
-    node[parts[-1]] = value
+    """Set ``key`` in the parsed file: tables are made as needed, array items must exist."""
+    steps = _steps(key)
+    node: Any = data
+    for depth, step in enumerate(steps):
+        last = depth == len(steps) - 1
+        where = render(steps[:depth]) or "the file"
+        if isinstance(step, int):
+            if not isinstance(node, list):
+                raise ScenarioError("--set", key, f"{where} is not an array")
+            if step >= len(node):
+                have = f"items 0..{len(node) - 1}" if node else "no items"
+                raise ScenarioError("--set", key, f"index {step} is out of range: {where} has {have}")
+            if last:
+                node[step] = value
+                return
+            short = SHORT_FORMS.get(str(steps[depth - 1]))
+            if short and not isinstance(node[step], dict | list):
+                node[step] = {short: node[step]}  # gates[0].over on `gates = ["expr"]`
+            node = node[step]
+            continue
+        if not isinstance(node, dict):
+            raise ScenarioError("--set", key, f"{where} is a value, not a table")
+        if last:
+            node[step] = value
+            return
+        node = node.setdefault(step, [] if isinstance(steps[depth + 1], int) else {})
 
 
 # -- validation -------------------------------------------------------------------------------
-
-
-class _Reader:
-    """Reads one table, remembering which keys were used, so leftovers are reported as unknown."""
-
-    def __init__(self, path: str, prefix: str, table: Any) -> None:
-        if not isinstance(table, dict):
-            raise ScenarioError(path, prefix, "must be a table")
-        self.path, self.prefix, self.table, self.used = path, prefix, table, set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def get(self, name: str, kind: str, default: Any = None, *, allowed: Any = None, check: Any = None) -> Any:
-        self.used.add(name)
-        if name not in self.table:
-            return default
-        value = self.table[name]
-        try:
-            value = _convert(value, kind)
-        except (ValueError, TypeError) as exc:
-            raise ScenarioError(self.path, self.key(name), f"{exc}; expected {kind}") from None
-        if allowed is not None and value not in allowed:
-            raise ScenarioError(
-                self.path, self.key(name), f"{value!r} is not allowed; one of: {', '.join(map(str, allowed))}"
-            )
-        if check is not None:
-            problem = check(value)
-            if problem:
-                raise ScenarioError(self.path, self.key(name), f"{problem}, got {value!r}")
-        return value
-
-    def sub(self, name: str) -> _Reader:
-        self.used.add(name)
-        return _Reader(self.path, self.key(name), self.table.get(name, {}))
-
-    def done(self, known: tuple[str, ...] = ()) -> None:
-        unknown = sorted(set(self.table) - self.used - set(known))
-        if unknown:
-            allowed = sorted(self.used | set(known))
-            raise ScenarioError(self.path, self.key(unknown[0]), f"unknown key; allowed here: {', '.join(allowed)}")
-
-
-def _convert(value: Any, kind: str) -> Any:
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{value!r} is not a whole number")
-        return value
-    if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{value!r} is not a number")
-        return float(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise TypeError(f"{value!r} is not true or false")
-        return value
-    if kind == "string":
-        if not isinstance(value, str):
-            raise TypeError(f"{value!r} is not a string")
-        return value
-    if kind == "duration":
-        return seconds(value)
-    if kind == "strings":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise TypeError(f"{value!r} is not a list of strings")
-        return tuple(value)
-    if kind == "table":
-        if not isinstance(value, dict):
-            raise TypeError(f"{value!r} is not a table")
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            raise TypeError("a table of plain values (no dates or times)") from None
-        return dict(value)
-    if kind == "numbers":
-        if not isinstance(value, list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value
-        ):
-            raise TypeError(f"{value!r} is not a list of numbers")
-        return tuple(float(v) for v in value)
-    raise AssertionError(kind)
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be > 0"
-
-
-def _at_least(low: float) -> Any:
-    return lambda value: None if value >= low else f"must be >= {low:g}"
-
-
-def _between(low: float, high: float) -> Any:
-    return lambda value: None if low <= value <= high else f"must be {low:g}..{high:g}"
 
 
 def load(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Scenario:
@@ -230,173 +330,33 @@ def load(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Sc
     return _build(str(path), raw)
 
 
+def _invalid(path: str, exc: ValidationError, key_of: Any = render) -> ScenarioError:
+    loc, text = explain(exc)
+    key = key_of(loc)
+    if text == "required" and key in _EXAMPLES:
+        text = f"required (e.g. {_EXAMPLES[key]})"
+    return ScenarioError(path, key, text)
+
+
 def _build(path: str, raw: dict[str, Any]) -> Scenario:
-    top = _Reader(path, "", raw)
-
-    sc = top.sub("scenario")
-    name = sc.get("name", "string", Path(path).stem)
-    description = sc.get("description", "string", "")
-    duration = sc.get("duration", "duration", None, check=_positive)
-    if duration is None:
-        raise ScenarioError(path, "scenario.duration", 'required (e.g. "60s")')
-    sc.done()
-
-    tg = top.sub("target")
-    target = tg.get(
-        "url",
-        "string",
-        None,
-        check=lambda u: None if re.match(r"^https?://", u) else "must start with http:// or https://",
-    )
-    defects = tg.get("defects", "strings", ())
-    for defect in defects:
-        if defect not in DEFECTS:
-            raise ScenarioError(
-                path, "target.defects", f"unknown defect {defect!r}; allowed: {', '.join(sorted(DEFECTS))}"
-            )
-    backend = tg.sub("backend")
-    backend_args: list[str] = []
-    for key, (flag, kind) in BACKEND_OPTIONS.items():
-        value = backend.get(key, "int" if kind is int else "number", None, check=_positive)
-        if value is not None:
-            backend_args += [flag, str(value)]
-    cors = backend.get("cors_origins", "strings", ())
-    for origin in cors:
-        backend_args += ["--cors-origin", origin]
-    backend.done()
-    tg.done()
-
-    pr = top.sub("protocol")
-    kind = pr.get("kind", "string", "reference", allowed=adapters.kinds())
+    try:
+        kind = _KindOfFile.model_validate(raw, strict=True).protocol.kind
+        doc = file_model(kind).model_validate(raw, strict=True)
+    except ValidationError as exc:
+        raise _invalid(path, exc) from None
     adapter = adapters.get(kind)
-    protocol = ProtocolConfig()
-    protocol_options: dict[str, Any] = {}
-    if kind == "reference":
-        protocol_values = {k: pr.get(k, "string") for k in ProtocolConfig.field_names()}
-        protocol = ProtocolConfig(**{k: v for k, v in protocol_values.items() if v is not None})
-    for key, option in adapter.options.items():
-        value = pr.get(key, option.kind, option.default, allowed=option.allowed)
-        if value is None and option.required:
-            _missing(path, f"protocol.{key}")
-        protocol_options[key] = value
-    pr.done()
 
-    ld = top.sub("load")
-    users = ld.get("users", "int", 10, check=_at_least(1))
-    spawn_rate = ld.get("spawn_rate", "number", float(users), check=_positive)
-    workers = ld.get("workers", "int", 1, check=_between(1, 64))
-    stages = []
-    ld.used.add("stages")
-    raw_stages = ld.table.get("stages", [])
-    if not isinstance(raw_stages, list):
-        raise ScenarioError(path, "load.stages", "must be an array of tables ([[load.stages]])")
-    for i, item in enumerate(raw_stages):
-        st = _Reader(path, f"load.stages[{i}]", item)
-        stages.append(
-            Stage(
-                st.get("duration", "duration", None, check=_positive) or _missing(path, f"load.stages[{i}].duration"),
-                st.get("users", "int", None, check=_at_least(0))
-                if "users" in item
-                else _missing(path, f"load.stages[{i}].users"),
-                st.get("spawn_rate", "number", float(users), check=_positive),
-            )
-        )
-        st.done()
-    ld.done()
+    options = doc.protocol.model_dump()
+    options.pop("kind")
+    protocol, protocol_options = (ProtocolConfig(**options), {}) if kind == "reference" else (ProtocolConfig(), options)
 
-    storms = []
-    top.used.add("events")
-    raw_events = raw.get("events", [])
-    if not isinstance(raw_events, list):
-        raise ScenarioError(path, "events", "must be an array of tables ([[events]])")
-    for i, item in enumerate(raw_events):
-        ev = _Reader(path, f"events[{i}]", item)
-        at = ev.get("at", "duration", None)
-        if at is None:
-            _missing(path, f"events[{i}].at")
-        kind_ = ev.get("kind", "string", "storm", allowed=("storm", "stall"))
-        side = ev.get("side", "string", "server", allowed=("client", "server"))
-        try:
-            storms.append(
-                Storm(
-                    at=at,
-                    side="stall" if kind_ == "stall" else side,
-                    fraction=ev.get("fraction", "number", 1.0),
-                    close_code=ev.get("close_code", "int", 1012),
-                    seconds=ev.get("seconds", "duration", 2.0),
-                )
-            )
-        except SettingsError as exc:
-            raise ScenarioError(path, f"events[{i}]", str(exc)) from None
-        ev.done()
-
-    pl = top.sub("player")
-    player: dict[str, Any] = {
-        "session_length": pl.get("session_length", "duration", None, check=_positive),
-        "input_rate": pl.get("input_rate", "number", None, check=_positive),
-        "join_mode": pl.get("join_mode", "string", None, allowed=JOIN_MODES),
-        "room": pl.get("room", "string", None),
-        "sessions_per_user": pl.get("sessions_per_user", "int", None, check=_at_least(0)),
-        "think_time": pl.get("think_time", "duration", None, check=_at_least(0)),
-        "connect_timeout": pl.get("connect_timeout", "duration", None, check=_positive),
-        "honour_retry_after": pl.get("honour_retry_after", "bool", None),
-        "ca_bundle": pl.get("ca_bundle", "string", None),
-        "insecure": pl.get("insecure", "bool", None),
-        "max_http_in_flight": pl.get("max_http_in_flight", "int", None, check=_between(1, 64)),
-    }
-    addresses = pl.table.get("source_addresses")
-    pl.used.add("source_addresses")
-    if addresses is not None:
-        try:
-            spec = ",".join(addresses) if isinstance(addresses, list) else str(addresses)
-            player["source_addresses"] = expand_addresses(spec)
-        except (SettingsError, ValueError) as exc:
-            raise ScenarioError(path, "player.source_addresses", str(exc)) from None
-    rc = pl.sub("reconnect")
-    policy: dict[str, Any] = {
-        "kind": rc.get("kind", "string", None, allowed=POLICY_KINDS),
-        "base": rc.get("base", "duration", None),
-        "multiplier": rc.get("multiplier", "number", None),
-        "cap": rc.get("cap", "duration", None),
-        "max_attempts": rc.get("max_attempts", "int", None),
-    }
-    jitter = rc.get("jitter", "numbers", None)
-    if jitter is not None:
-        if len(jitter) != 2:
-            raise ScenarioError(path, "player.reconnect.jitter", "must be [min, max] seconds")
-        policy["jitter_min"], policy["jitter_max"] = jitter
-    rc.done()
-    pl.done()
-
-    tk = top.sub("ticks")
-    ticks = {
-        "degradation_threshold": tk.get("degradation_threshold", "number", None, check=_between(0.01, 1)),
-        "nominal_tick_rate": tk.get("nominal_hz", "number", None, check=_positive),
-        "clock_offset": tk.get("clock_offset", "string", None, allowed=("auto", "none", "estimate")),
-    }
-    tk.done()
-
-    pb = top.sub("probes")
-    probes: dict[str, Any] = {
-        "replay_rate": pb.get("replay_rate", "number", None, check=_between(0, 50)),
-        "replay_kinds": pb.get("replay_kinds", "strings", None),
-        "race_sockets": pb.get("race_sockets", "int", None, check=_between(2, 64)),
-        "max_expiry_wait": pb.get("max_expiry_wait", "duration", None),
-        "rate_limit_endpoint": pb.get("rate_limit_endpoint", "string", None, allowed=("/request_token", "/join")),
-        "rate_limit_steps": pb.get("rate_limit_steps", "numbers", None),
-        "rate_limit_step_seconds": pb.get("rate_limit_step_seconds", "duration", None),
-        "cors_origins": pb.get("cors_origins", "strings", None),
-        "cors_refused_origins": pb.get("cors_refused_origins", "strings", None),
-        "source_address": pb.get("source_address", "string", None),
-        "seat_hoarding": pb.get("seat_hoarding", "int", None, check=_between(0, 10_000)),
-    }
-    for extra in ("seat_hoarding",):
-        if probes[extra] and extra not in adapter.probe_extras:
+    for name in ADAPTER_PROBE_SETTINGS:
+        if getattr(doc.probes, name) and name not in adapter.probe_extras:
+            supporting = ", ".join(k for k in adapters.kinds() if name in adapters.get(k).probe_extras)
             raise ScenarioError(
-                path, f"probes.{extra}", f"not supported by protocol kind {kind!r} (only by: {_supporting(extra)})"
+                path, f"probes.{name}", f"not supported by protocol kind {kind!r} (only by: {supporting})"
             )
-    pb.done()
-
+    target = doc.target.url
     if not adapter.embedded_backend and target is None:
         raise ScenarioError(
             path,
@@ -405,27 +365,39 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
             "(or pass --target URL)",
         )
 
-    gates = _gates(path, raw.get("gates", []))
-    top.used.add("gates")
-    top.done()
-
-    try:
-        reconnect = replace(ReconnectPolicy(), **{k: v for k, v in policy.items() if v is not None})
-        probe_settings = replace(ProbeSettings(), **{k: v for k, v in probes.items() if v is not None})
-        settings = PlayerSettings(
-            reconnect=reconnect,
-            protocol=protocol,
-            protocol_kind=kind,
-            protocol_options=protocol_options,
-            probes=probe_settings,
-            storms=tuple(storms),
-            **{
-                **adapter.implied_settings(protocol_options),
-                **{k: v for k, v in {**player, **ticks}.items() if v is not None},
-            },
+    storms = tuple(
+        Storm(
+            at=e.at,
+            side="stall" if e.kind == "stall" else e.side,
+            fraction=e.fraction,
+            close_code=e.close_code,
+            seconds=e.seconds,
         )
-    except (SettingsError, PolicyError) as exc:
-        raise ScenarioError(path, "", str(exc)) from None
+        for e in doc.events
+    )
+    given = {name: getattr(doc.player, name) for name in doc.player.model_fields_set}
+    given |= {TICKS_KEYS[name]: getattr(doc.ticks, name) for name in doc.ticks.model_fields_set}
+    try:
+        settings = PlayerSettings.model_validate(
+            {
+                "protocol": protocol,
+                "protocol_kind": kind,
+                "protocol_options": protocol_options,
+                "probes": doc.probes,
+                "storms": storms,
+                **adapter.implied_settings(protocol_options),
+                **given,
+            }
+        )
+    except ValidationError as exc:  # only checks across keys are left (join_mode "code" needs a room)
+        raise _invalid(path, exc, PlayerSettings.key_of) from None
+
+    load_ = doc.load
+    duration, users = doc.scenario.duration, load_.users
+    spawn_rate = load_.spawn_rate if load_.spawn_rate is not None else float(users)
+    stages = tuple(
+        Stage(s.duration, s.users, s.spawn_rate if s.spawn_rate is not None else float(users)) for s in load_.stages
+    )
     if stages:
         # A staged scenario's length and size are its stages' (scenario.duration and load.users
         # would otherwise describe a run that does not happen).
@@ -440,55 +412,30 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
                 f"loopback source addresses cannot reach {host}; remove them for a remote target "
                 "(--set 'player.source_addresses=[]')",
             )
+    backend = doc.target.backend
+    backend_args: list[str] = []
+    for key, (flag, _) in BACKEND_OPTIONS.items():
+        value = getattr(backend, key)
+        if value is not None:
+            backend_args += [flag, str(value)]
+    for origin in backend.cors_origins:
+        backend_args += ["--cors-origin", origin]
     return Scenario(
         path=path,
-        name=name,
-        description=description,
+        name=doc.scenario.name if doc.scenario.name is not None else Path(path).stem,
+        description=doc.scenario.description,
         duration=duration,
         users=users,
         spawn_rate=spawn_rate,
-        workers=workers,
-        stages=tuple(stages),
+        workers=load_.workers,
+        stages=stages,
         target=target,
-        defects=tuple(defects),
+        defects=doc.target.defects,
         backend_args=tuple(backend_args),
         settings=settings,
-        gates=gates,
+        gates=tuple(g.gate() for g in doc.gates),
         protocol_kind=kind,
     )
-
-
-def _supporting(probe_setting: str) -> str:
-    return ", ".join(k for k in adapters.kinds() if probe_setting in adapters.get(k).probe_extras)
-
-
-def _missing(path: str, key: str) -> Any:
-    raise ScenarioError(path, key, "required")
-
-
-def _gates(path: str, items: Any) -> tuple[Gate, ...]:
-    if not isinstance(items, list):
-        raise ScenarioError(path, "gates", "must be an array of expressions or tables")
-    gates = []
-    for i, item in enumerate(items):
-        key = f"gates[{i}]"
-        if isinstance(item, str):
-            item = {"expr": item}
-        g = _Reader(path, key, item)
-        expr = g.get("expr", "string", None)
-        if expr is None:
-            _missing(path, f"{key}.expr")
-        options = {
-            "over": g.get("over", "duration", None, check=_positive),
-            "abort_on_fail": g.get("abort_on_fail", "bool", False),
-            "delay": g.get("delay", "duration", 0.0, check=_at_least(0)),
-        }
-        g.done()
-        try:
-            gates.append(parse(expr, **options))
-        except GateSyntaxError as exc:
-            raise ScenarioError(path, key, str(exc)) from None
-    return tuple(gates)
 
 
 def bundled() -> list[Path]:

@@ -2,7 +2,9 @@
 
 Settings travel to every Locust process as JSON (the ``LOADTEST_SETTINGS`` environment variable
 names a file; ``loadtest run`` writes it) and can be overridden with ``--lt-*`` options on a plain
-``locust`` command line, which Locust forwards from master to workers.
+``locust`` command line, which Locust forwards from master to workers
+(:mod:`loadtest.config.options`). Each field's type, range, default and description is written
+here once: scenario tables, ``--lt-*`` options and their help are made from these fields.
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_core.core_schema import ValidationInfo
+
+from loadtest.adapters import AdapterKind
 from loadtest.adapters.protocol import ProtocolConfig
+from loadtest.config.model import Array, Model, Problem, Seconds, explain, render
 from loadtest.errors import UsageError
 from loadtest.runtime.backoff import ReconnectPolicy
 
 SETTINGS_ENV = "LOADTEST_SETTINGS"
 JOIN_MODES = ("quick", "create", "code")
+CLOCK_OFFSETS = ("auto", "none", "estimate")
+RATE_LIMIT_ENDPOINTS = ("/request_token", "/join")
 
 
 class SettingsError(UsageError):
-    """Raised when a player, probe or storm setting is impossible (from ``--lt-*`` options, the
-    settings file or a scenario): the message names the key and what is allowed."""
+    """A setting is impossible: the message names the key and what is allowed."""
 
 
 #: Secrets are read from the environment at the moment they are used, never kept in settings, so
@@ -33,179 +40,213 @@ JWT_SECRET_ENV = "LOADTEST_JWT_SECRET"  # noqa: S105 - the variable name, not a 
 STORM_SIDES = ("client", "server", "stall")
 
 
-@dataclass(frozen=True)
-class Storm:
+def expand_addresses(spec: str) -> tuple[str, ...]:
+    """``127.0.0.2-127.0.0.40`` or a comma list -> the addresses (checked as loopback by the settings)."""
+    out: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if "-" in part:
+            try:
+                first, last = (ipaddress.ip_address(x.strip()) for x in part.split("-", 1))
+            except ValueError:
+                raise SettingsError(f"source addresses: bad range {part!r}") from None
+            if int(last) < int(first) or int(last) - int(first) > 65_536:
+                raise SettingsError(f"source addresses: bad range {part!r}")
+            out += [str(ipaddress.ip_address(i)) for i in range(int(first), int(last) + 1)]
+        else:
+            out.append(part)
+    return tuple(out)
+
+
+def _addresses(value: Any) -> Any:
+    """A spec string, or an array of addresses and ranges, -> addresses."""
+    try:
+        if isinstance(value, str):
+            return expand_addresses(value)
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return expand_addresses(",".join(value))
+    except SettingsError as exc:
+        raise ValueError(str(exc).removeprefix("source addresses: ")) from None
+    return value
+
+
+def _loopback(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"{address!r} is not an IP address") from None
+        if not ip.is_loopback:
+            raise ValueError(f"{address} is not a loopback address")
+    return addresses
+
+
+def _replay_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    from loadtest.collectors.replay import KINDS  # the collector owns its kinds; imported late (cycle)
+
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    return kinds
+
+
+LoopbackAddresses = Annotated[Array(str), BeforeValidator(_addresses), AfterValidator(_loopback)]
+
+
+class Storm(Model):
     """At ``at`` seconds into the run: drop ``fraction`` of sessions (client side: abrupt close;
     server side: the backend's chaos endpoint, with ``close_code``), or stall the tick loops."""
 
-    at: float
-    side: str = "server"
-    fraction: float = 1.0
-    close_code: int = 1012
-    seconds: float = 2.0  # for side "stall"
+    error = SettingsError
 
-    def __post_init__(self) -> None:
-        if self.side not in STORM_SIDES:
-            raise SettingsError(f"storm.side: must be one of {', '.join(STORM_SIDES)}, got {self.side!r}")
-        if self.at < 0:
-            raise SettingsError(f"storm.at: must be >= 0 seconds, got {self.at}")
-        if not 0 < self.fraction <= 1:
-            raise SettingsError(f"storm.fraction: must be in (0, 1], got {self.fraction}")
-        if not 0 < self.seconds <= 60:
-            raise SettingsError(f"storm.seconds: must be in (0, 60], got {self.seconds}")
+    at: Seconds = Field(ge=0, description="seconds into the run")
+    side: Literal[STORM_SIDES] = Field("server", description="client, server or stall")
+    fraction: float = Field(1.0, gt=0, le=1, description="share of sessions dropped")
+    close_code: int = Field(1012, ge=1000, le=4999, description="WebSocket close code of a server-side drop")
+    seconds: Seconds = Field(2.0, gt=0, le=60, description="how long a stall lasts, s")
+
+    @classmethod
+    def key_of(cls, loc: tuple[str | int, ...]) -> str:
+        return render(("storm", *loc))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec(cls, data: Any) -> Any:
+        """``at=10,side=client,fraction=0.5`` (the --lt-storm form) -> its table."""
+        if not isinstance(data, str):
+            return data
+        values: dict[str, str] = {}
+        for part in (p.strip() for p in data.split(",") if p.strip()):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise Problem("", f"{part!r} is not key=value (keys: {', '.join(cls.model_fields)})")
+            values[key.strip()] = value.strip()
+        return values
 
     @classmethod
     def parse(cls, spec: str) -> Storm:
         """``at=10,side=client,fraction=0.5`` (the --lt-storm form)."""
-        values: dict[str, Any] = {}
-        for part in (p.strip() for p in spec.split(",") if p.strip()):
-            key, sep, value = part.partition("=")
-            if not sep or key not in {f.name for f in fields(cls)}:
-                raise SettingsError(
-                    f"storm: {part!r} is not key=value with a key of at, side, fraction, close_code, seconds"
-                )
-            try:
-                values[key] = value if key == "side" else (int(value) if key == "close_code" else float(value))
-            except ValueError:
-                raise SettingsError(f"storm.{key}: {value!r} is not a number") from None
-        if "at" not in values:
-            raise SettingsError("storm: 'at' (seconds into the run) is required")
-        return cls(**values)
+        return cls.check(spec)
 
 
-@dataclass(frozen=True)
-class ProbeSettings:
+class ProbeSettings(Model):
     """Probes that run beside the load, from the coordinating process (master or local)."""
 
-    replay_rate: float = 0.0  # replay probes started per second; 0 = off
-    replay_kinds: tuple[str, ...] = ()  # empty = every kind
-    race_sockets: int = 8
-    max_expiry_wait: float = 30.0  # longest a probe waits for a ticket or token to expire
-    rate_limit_endpoint: str | None = None  # "/request_token" or "/join"; None = off
-    rate_limit_steps: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 40.0)
-    rate_limit_step_seconds: float = 3.0
-    cors_origins: tuple[str, ...] = ()  # origins that must be allowed; empty = CORS probe off
-    cors_refused_origins: tuple[str, ...] = ("https://evil.example",)
-    #: Source address for probe traffic, so probes and players do not share per-IP limits;
+    error = SettingsError
+
+    replay_rate: float = Field(0.0, ge=0, le=50, description="replay/forgery probes per second (0: off)")
+    replay_kinds: Annotated[Array(str), AfterValidator(_replay_kinds)] = Field(
+        (), description="replay probe kinds to run (empty: every kind)"
+    )
+    race_sockets: int = Field(8, ge=2, le=64, description="sockets racing for one ticket")
+    max_expiry_wait: Seconds = Field(30.0, gt=0, description="longest a probe waits for a ticket or token to expire")
+    rate_limit_endpoint: Literal[RATE_LIMIT_ENDPOINTS] | None = Field(
+        None, description="probe this endpoint's rate limit with rising bursts (none: off)"
+    )
+    rate_limit_steps: Array(Annotated[float, Field(gt=0, le=1000)]) = Field(
+        (2.0, 5.0, 10.0, 20.0, 40.0), min_length=1, description="offered rates of the rate-limit probe, req/s"
+    )
+    rate_limit_step_seconds: Seconds = Field(3.0, ge=0.5, le=60, description="seconds per rate-limit step")
+    cors_origins: Array(str) = Field((), description="origins that must be allowed (empty: CORS probe off)")
+    cors_refused_origins: Array(str) = Field(("https://evil.example",), description="origins that must be refused")
     #: "auto" uses 127.0.0.253 (replay) and 127.0.0.254 (rate limit) against a loopback target.
-    source_address: str = "auto"
-    #: Seat reservations to ask for with one token after the rate-limit steps (0 = off): how many
-    #: seats one client can hold without playing. Only for backends whose adapter supports it.
-    seat_hoarding: int = 0
+    source_address: str = Field(
+        "auto", description="source address of probe traffic, so probes and players do not share per-IP limits"
+    )
+    #: Only for backends whose adapter supports it (``Adapter.probe_extras``).
+    seat_hoarding: int = Field(
+        0, ge=0, le=10_000, description="seat reservations to ask for with one token after the rate-limit steps"
+    )
 
-    def __post_init__(self) -> None:
-        if self.replay_rate < 0 or self.replay_rate > 50:
-            raise SettingsError(f"probes.replay_rate: must be 0..50 per second, got {self.replay_rate}")
-        if not 2 <= self.race_sockets <= 64:
-            raise SettingsError("probes.race_sockets: must be 2..64")
-        from loadtest.collectors.replay import KINDS
-
-        unknown = sorted(set(self.replay_kinds) - set(KINDS))
-        if unknown:
-            raise SettingsError(f"probes.replay_kinds: unknown {', '.join(unknown)}; known: {', '.join(KINDS)}")
-        if self.rate_limit_endpoint not in (None, "/request_token", "/join"):
-            raise SettingsError("probes.rate_limit_endpoint: must be /request_token or /join")
-        if not self.rate_limit_steps or any(not 0 < r <= 1000 for r in self.rate_limit_steps):
-            raise SettingsError("probes.rate_limit_steps: rates must be in (0, 1000] requests per second")
-        if not 0.5 <= self.rate_limit_step_seconds <= 60:
-            raise SettingsError("probes.rate_limit_step_seconds: must be 0.5..60")
-        if not 0 <= self.seat_hoarding <= 10_000:
-            raise SettingsError("probes.seat_hoarding: must be 0..10000 reservations")
+    @classmethod
+    def key_of(cls, loc: tuple[str | int, ...]) -> str:
+        return render(("probes", *loc))
 
 
-@dataclass(frozen=True)
-class PlayerSettings:
-    session_length: float = 30.0  # seconds a player stays before leaving (then plays again)
-    input_rate: float = 20.0  # inputs per second while in a session
-    join_mode: str = "quick"
-    room: str | None = None  # for join_mode "code"
-    sessions_per_user: int = 0  # 0 = play until the test stops
-    think_time: float = 1.0  # pause between leaving and playing again
-    connect_timeout: float = 10.0
-    close_timeout: float = 2.0
-    max_http_in_flight: int = 4
-    honour_retry_after: bool = True
-    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+#: Where a settings field lives in a scenario file, when not in ``[player]``.
+SCENARIO_KEYS = {
+    "degradation_threshold": "ticks.degradation_threshold",
+    "nominal_tick_rate": "ticks.nominal_hz",
+    "clock_offset": "ticks.clock_offset",
+    "protocol": "protocol",
+    "protocol_kind": "protocol.kind",
+    "protocol_options": "protocol",
+    "probes": "probes",
+    "storms": "events",
+    "stages": "load.stages",
+}
+
+
+class PlayerSettings(Model):
+    error = SettingsError
+    unknown_key = "unknown player setting"
+
+    session_length: Seconds = Field(30.0, gt=0, description="seconds a player stays in a session (then plays again)")
+    input_rate: float = Field(20.0, gt=0, description="inputs per second while playing")
+    join_mode: Literal[JOIN_MODES] = Field("quick", description="how a player joins: quick, create or code")
+    room: str | None = Field(None, description="room code for join mode code")
+    sessions_per_user: int = Field(0, ge=0, description="sessions each player plays, then stops (0: no limit)")
+    think_time: Seconds = Field(1.0, ge=0, description="seconds between leaving and playing again")
+    connect_timeout: Seconds = Field(10.0, gt=0, description="seconds a connect may take")
+    close_timeout: Seconds = Field(2.0, gt=0, description="seconds a close handshake may take")
+    max_http_in_flight: int = Field(4, ge=1, le=64, description="HTTP requests one process has in flight")
+    honour_retry_after: bool = Field(True, description="wait as long as a 429's Retry-After asks")
+    reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     #: Which adapter speaks to the backend (loadtest.adapters) and its own options, as JSON values.
-    protocol_kind: str = "reference"
-    protocol_options: dict[str, Any] = field(default_factory=dict)
+    protocol_kind: AdapterKind = "reference"
+    protocol_options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     # TLS and addressing
-    ca_bundle: str | None = None
-    insecure: bool = False
-    source_addresses: tuple[str, ...] = ()
+    ca_bundle: str | None = Field(None, description="CA bundle for https:// and wss:// targets")
+    insecure: bool = Field(False, description="skip TLS verification (reported)")
+    source_addresses: LoopbackAddresses = Field((), description="loopback source addresses, e.g. 127.0.0.2-127.0.0.50")
     # collectors
-    degradation_threshold: float = 0.9  # fraction of nominal tick rate
-    nominal_tick_rate: float | None = None  # None: taken from the welcome message
+    degradation_threshold: float = Field(0.9, gt=0, le=1, description="fraction of the nominal tick rate")
+    nominal_tick_rate: float | None = Field(None, gt=0, description="ticks per second (none: from the welcome)")
     scrape_metrics: bool = True
-    scrape_interval: float = 5.0
-    #: Subtract an estimated client/server clock offset from lag (auto: only for non-loopback targets).
-    clock_offset: str = "auto"
-    out_dir: str | None = None
-    probes: ProbeSettings = field(default_factory=ProbeSettings)
+    scrape_interval: Seconds = Field(5.0, gt=0, description="seconds between scrapes of the target's /metrics")
+    clock_offset: Literal[CLOCK_OFFSETS] = Field(
+        "auto", description="subtract an estimated client/server clock offset from lag (auto: remote targets)"
+    )
+    out_dir: str | None = Field(None, description="run folder for collector data")
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
     storms: tuple[Storm, ...] = ()
     #: Load shape as (duration s, users, spawn rate) stages; empty = Locust's -u/-r/-t.
     stages: tuple[tuple[float, int, float], ...] = ()
 
-    def __post_init__(self) -> None:
-        positive = ("session_length", "input_rate", "connect_timeout", "close_timeout", "scrape_interval")
-        for key in positive:
-            if not getattr(self, key) > 0:
-                raise SettingsError(f"player.{key}: must be > 0, got {getattr(self, key)!r}")
-        if self.think_time < 0:
-            raise SettingsError(f"player.think_time: must be >= 0, got {self.think_time!r}")
-        if self.join_mode not in JOIN_MODES:
-            raise SettingsError(f"player.join_mode: must be one of {', '.join(JOIN_MODES)}, got {self.join_mode!r}")
+    @classmethod
+    def key_of(cls, loc: tuple[str | int, ...]) -> str:
+        if not loc:
+            return "player"
+        head = SCENARIO_KEYS.get(str(loc[0]), f"player.{loc[0]}")
+        return head + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+
+    @field_validator("protocol_options")
+    @classmethod
+    def _adapter_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The adapter's options, checked and completed with its defaults."""
+        kind = info.data.get("protocol_kind")
+        if kind is None:
+            return value
+        from loadtest import adapters
+
+        try:
+            return adapters.get(kind).read_options(value)
+        except ValidationError as exc:
+            loc, text = explain(exc)
+            raise Problem(render(loc), text) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlayerSettings:
         if self.join_mode == "code" and not self.room:
-            raise SettingsError("player.room: join_mode 'code' needs a room code")
-        if not 1 <= self.max_http_in_flight <= 64:
-            raise SettingsError("player.max_http_in_flight: must be 1..64")
-        if not 0 < self.degradation_threshold <= 1:
-            raise SettingsError("ticks.degradation_threshold: must be in (0, 1]")
-        if self.clock_offset not in ("auto", "none", "estimate"):
-            raise SettingsError("ticks.clock_offset: must be auto, none or estimate")
-        for address in self.source_addresses:
-            try:
-                ip = ipaddress.ip_address(address)
-            except ValueError:
-                raise SettingsError(f"player.source_addresses: {address!r} is not an IP address") from None
-            if not ip.is_loopback:
-                raise SettingsError(f"player.source_addresses: {address} is not a loopback address")
+            raise Problem("room", "join mode 'code' needs a room code")
+        return self
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return self.model_dump_json()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlayerSettings:
-        try:
-            return cls._from_dict(data)
-        except TypeError as exc:  # an unknown or missing key in a nested table
-            raise SettingsError(f"settings: {exc}") from None
-
-    @classmethod
-    def _from_dict(cls, data: dict[str, Any]) -> PlayerSettings:
-        data = dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SettingsError(f"unknown player setting(s): {', '.join(unknown)}")
-        if isinstance(data.get("reconnect"), dict):
-            data["reconnect"] = ReconnectPolicy(**data["reconnect"])
-        if isinstance(data.get("protocol"), dict):
-            data["protocol"] = ProtocolConfig(**data["protocol"])
-        if "source_addresses" in data:
-            data["source_addresses"] = tuple(data["source_addresses"])
-        if isinstance(data.get("probes"), dict):
-            probes = dict(data["probes"])
-            for key in ("replay_kinds", "rate_limit_steps", "cors_origins", "cors_refused_origins"):
-                if key in probes:
-                    probes[key] = tuple(probes[key])
-            data["probes"] = ProbeSettings(**probes)
-        if "stages" in data:
-            data["stages"] = tuple((float(d), int(u), float(r)) for d, u, r in data["stages"])
-        if "storms" in data:
-            data["storms"] = tuple(Storm(**st) if isinstance(st, dict) else st for st in data["storms"])
-        return cls(**data)
+        return cls.check(data)
 
     @classmethod
     def load(cls, options: Any = None) -> PlayerSettings:
@@ -218,72 +259,8 @@ class PlayerSettings:
         return settings.with_options(options) if options is not None else settings
 
     def with_options(self, options: Any) -> PlayerSettings:
-        """Apply ``--lt-*`` options. Values typed into Locust's web form arrive as strings, so every
-        value is converted here; a bad one raises :class:`SettingsError` naming the option."""
-        try:
-            return self._with_options(options)
-        except SettingsError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise SettingsError(f"--lt-* option: {exc}") from None
+        """Apply ``--lt-*`` options. Values typed into Locust's web form arrive as strings and are
+        converted by the fields' types; a bad one raises :class:`SettingsError` naming the option."""
+        from loadtest.config.options import apply
 
-    def _with_options(self, options: Any) -> PlayerSettings:
-        changes: dict[str, Any] = {}
-        converters = {"session_length": float, "input_rate": float, "sessions_per_user": int, "think_time": float}
-        for key in ("session_length", "input_rate", "join_mode", "room", "sessions_per_user", "think_time"):
-            value = getattr(options, f"lt_{key}", None)
-            if value not in (None, ""):
-                changes[key] = converters.get(key, str)(value)
-        for key in ("ca_bundle", "out_dir"):
-            value = getattr(options, f"lt_{key}", None)
-            if value not in (None, ""):
-                changes[key] = str(value)
-        if getattr(options, "lt_insecure", False):
-            changes["insecure"] = True
-        addresses = getattr(options, "lt_source_addresses", None)
-        if addresses:
-            changes["source_addresses"] = expand_addresses(addresses)
-        policy: dict[str, Any] = {}
-        converters = {"kind": str, "base": float, "multiplier": float, "cap": float, "max_attempts": int}
-        for key, convert in converters.items():
-            value = getattr(options, "lt_reconnect" if key == "kind" else f"lt_reconnect_{key}", None)
-            if value not in (None, ""):
-                policy[key] = convert(value)
-        jitter = getattr(options, "lt_reconnect_jitter", None)
-        if jitter:
-            low, _, high = str(jitter).partition(",")
-            policy["jitter_min"], policy["jitter_max"] = float(low), float(high or low)
-        if policy:
-            changes["reconnect"] = replace(self.reconnect, **policy)
-        probes: dict[str, Any] = {}
-        for key, convert in (("replay_rate", float), ("rate_limit_endpoint", str)):
-            value = getattr(options, f"lt_{key}", None)
-            if value not in (None, ""):
-                probes[key] = convert(value)
-        for key in ("replay_kinds", "cors_origins", "cors_refused_origins"):
-            value = getattr(options, f"lt_{key}", None)
-            if value:
-                probes[key] = tuple(value)
-        steps = getattr(options, "lt_rate_limit_steps", None)
-        if steps:
-            probes["rate_limit_steps"] = tuple(float(x) for x in str(steps).split(","))
-        if probes:
-            changes["probes"] = replace(self.probes, **probes)
-        storms = getattr(options, "lt_storm", None)
-        if storms:
-            changes["storms"] = tuple(Storm.parse(spec) for spec in storms)
-        return replace(self, **changes) if changes else self
-
-
-def expand_addresses(spec: str) -> tuple[str, ...]:
-    """``127.0.0.2-127.0.0.40`` or a comma list -> the addresses, validated as loopback."""
-    out: list[str] = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if "-" in part:
-            first, last = (ipaddress.ip_address(x.strip()) for x in part.split("-", 1))
-            if int(last) < int(first) or int(last) - int(first) > 65_536:
-                raise SettingsError(f"source addresses: bad range {part!r}")
-            out += [str(ipaddress.ip_address(i)) for i in range(int(first), int(last) + 1)]
-        else:
-            out.append(part)
-    return tuple(out)
+        return apply(self, options)

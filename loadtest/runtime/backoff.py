@@ -8,8 +8,11 @@ capped exponential); ``none`` retries at once, which is how a thundering herd is
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from typing import Any, Literal
 
+from pydantic import Field, model_validator
+
+from loadtest.config.model import Model, Problem, Seconds
 from loadtest.errors import UsageError
 
 KINDS = ("exponential", "full", "none")
@@ -20,30 +23,48 @@ class PolicyError(UsageError):
     bounds the wrong way round); the message names the value and what is allowed."""
 
 
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    kind: str = "exponential"
-    base: float = 1.0
-    multiplier: float = 2.0
-    cap: float = 30.0
-    jitter_min: float = 0.1
-    jitter_max: float = 0.5
-    #: Attempts after a drop before the player gives up (and counts as gave-up).
-    max_attempts: int = 10
+class ReconnectPolicy(Model):
+    """Also read from a scenario's ``[player.reconnect]`` table, where ``jitter = [min, max]``."""
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise PolicyError(f"reconnect policy: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if not self.base > 0:
-            raise PolicyError(f"reconnect policy: base must be > 0 seconds, got {self.base}")
-        if not 1.0 < self.multiplier <= 10.0:
-            raise PolicyError(f"reconnect policy: multiplier must be in (1, 10], got {self.multiplier}")
+    error = PolicyError
+    extra_keys = ("jitter",)
+
+    kind: Literal[KINDS] = Field("exponential", description="reconnect policy")
+    base: Seconds = Field(1.0, gt=0, description="first backoff delay, s")
+    multiplier: float = Field(2.0, gt=1, le=10, description="backoff multiplier")
+    cap: Seconds = Field(30.0, gt=0, description="longest backoff delay, s, at least base")
+    jitter_min: Seconds = Field(0.1, ge=0, description="least jitter added to a delay, s")
+    jitter_max: Seconds = Field(0.5, ge=0, description="most jitter added to a delay, s")
+    #: Attempts after a drop before the player gives up (and counts as gave-up).
+    max_attempts: int = Field(10, ge=1, description="attempts before giving up")
+
+    @classmethod
+    def key_of(cls, loc: tuple[str | int, ...]) -> str:
+        return "reconnect policy: " + ".".join(map(str, loc)) if loc else "reconnect policy"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _jitter(cls, data: Any) -> Any:
+        """``jitter = [min, max]`` (scenario) or ``"min,max"`` (--lt-reconnect-jitter)."""
+        if not isinstance(data, dict) or "jitter" not in data:
+            return data
+        data = dict(data)
+        jitter = data.pop("jitter")
+        if isinstance(jitter, str):
+            jitter = [part.strip() for part in jitter.split(",")]
+            jitter = jitter * 2 if len(jitter) == 1 else jitter
+        if not isinstance(jitter, list | tuple) or len(jitter) != 2:
+            raise Problem("jitter", f"must be [min, max] seconds, got {jitter!r}")
+        data["jitter_min"], data["jitter_max"] = jitter
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReconnectPolicy:
         if self.cap < self.base:
-            raise PolicyError(f"reconnect policy: cap ({self.cap}) must be >= base ({self.base})")
-        if not 0 <= self.jitter_min <= self.jitter_max:
-            raise PolicyError("reconnect policy: need 0 <= jitter_min <= jitter_max")
-        if self.max_attempts < 1:
-            raise PolicyError("reconnect policy: max_attempts must be >= 1")
+            raise Problem("cap", f"must be >= base ({self.base:g} s), got {self.cap:g}")
+        if self.jitter_min > self.jitter_max:
+            raise Problem("jitter_max", f"must be >= jitter_min ({self.jitter_min:g} s), got {self.jitter_max:g}")
+        return self
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt number ``attempt`` (1 = the first retry)."""
