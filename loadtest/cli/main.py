@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from loadtest.backend.config import DEFECTS, BackendConfig, ConfigError, RateLimit
 from loadtest.config.model import cli_type, help_for
@@ -249,6 +250,37 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
     return overrides
 
 
+def _impossible_gate(scenario: Any) -> str | None:
+    """A gate no run can satisfy because its metric cannot exist: found before any load starts."""
+    from loadtest.results.schema import metric_problem
+
+    for i, gate in enumerate(scenario.gates):
+        problem = metric_problem(gate.metric)
+        if problem:
+            return f"gates[{i}].expr: {problem}"
+    return None
+
+
+#: Replay kinds that sign tokens with the target's own key.
+SIGNED_KINDS = ("jwt_expired", "jwt_wrong_audience")
+
+
+def _keyless_probes(scenario: Any) -> list[str]:
+    """Probe kinds that need the target's signing key when none is at hand: say so before the run."""
+    probes = scenario.settings.probes
+    if scenario.target is None or probes.replay_rate <= 0 or os.environ.get(JWT_SECRET_ENV):
+        return []
+    kinds = [k for k in (probes.replay_kinds or SIGNED_KINDS) if k in SIGNED_KINDS]
+    kinds = [k for k in kinds if f"replay {k}" not in probes.optional]
+    if not kinds:
+        return []
+    return [
+        f"replay kinds {', '.join(kinds)} sign tokens with the target's key, and {JWT_SECRET_ENV} is not set: "
+        "they will not be checked and the run will be NOT CARRIED OUT. Set the variable, or name other kinds "
+        'in probes.replay_kinds, or mark them optional (probes.optional = ["replay jwt_expired", ...]).'
+    ]
+
+
 def _run_run(args: argparse.Namespace) -> int:
     from loadtest.cli.run import default_out_dir, run
     from loadtest.config.scenario import ScenarioError, load
@@ -261,6 +293,12 @@ def _run_run(args: argparse.Namespace) -> int:
     except (ScenarioError, FileNotFoundError) as exc:
         print(f"loadtest run: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    problem = _impossible_gate(scenario)
+    if problem:
+        print(f"loadtest run: {path}: {problem}", file=sys.stderr)
+        return ExitCode.USAGE
+    for line in _keyless_probes(scenario):
+        print(f"loadtest run: note: {line}")
     out = Path(args.out) if args.out else default_out_dir(scenario)
     if RunFolder(out).has_data:
         print(f"loadtest run: {out} already holds a run; choose another --out", file=sys.stderr)

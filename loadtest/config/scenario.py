@@ -156,7 +156,7 @@ class LoadTable(Model):
 EventTable = derive(
     "EventTable",
     Storm,
-    ("at", "fraction", "close_code", "seconds"),
+    ("at", "fraction", "close_code", "seconds", "optional"),
     kind=(Literal["storm", "stall"], Field("storm", description="a reconnect storm, or a stall of the tick loops")),
     side=(Literal["client", "server"], Field("server", description="who drops the sessions of a storm")),
 )
@@ -372,6 +372,7 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
             fraction=e.fraction,
             close_code=e.close_code,
             seconds=e.seconds,
+            optional=e.optional,
         )
         for e in doc.events
     )

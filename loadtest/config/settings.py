@@ -103,6 +103,7 @@ class Storm(Model):
     fraction: float = Field(1.0, gt=0, le=1, description="share of sessions dropped")
     close_code: int = Field(1012, ge=1000, le=4999, description="WebSocket close code of a server-side drop")
     seconds: Seconds = Field(2.0, gt=0, le=60, description="how long a stall lasts, s")
+    optional: bool = Field(False, description="not setting it off is reported, not fatal to the run")
 
     @classmethod
     def key_of(cls, loc: tuple[str | int, ...]) -> str:
@@ -147,6 +148,9 @@ class ProbeSettings(Model):
     )
     rate_limit_step_seconds: Seconds = Field(3.0, ge=0.5, le=60, description="seconds per rate-limit step")
     cors_origins: Array(str) = Field((), description="origins that must be allowed (empty: CORS probe off)")
+    #: Probes whose not running is reported, not fatal: "replay <kind>", "the rate-limit probe",
+    #: "the CORS probe" (the names the integrity section uses).
+    optional: Array(str) = Field((), description="probes whose not running does not void the run")
     cors_refused_origins: Array(str) = Field(("https://evil.example",), description="origins that must be refused")
     #: "auto" uses 127.0.0.253 (replay) and 127.0.0.254 (rate limit) against a loopback target.
     source_address: str = Field(

@@ -88,3 +88,67 @@ def validate(summary: dict[str, Any]) -> dict[str, Any]:
         )
         raise SummaryError(f"summary.json would not match docs/summary.md: {problems}") from None
     return summary
+
+
+def _paths(annotation: Any, prefix: str, out: list[str]) -> None:
+    """Every gate-able path under ``annotation``; ``*`` stands for a map's data key."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                _paths(arg, prefix, out)
+        return
+    if origin is dict:
+        _paths(typing.get_args(annotation)[1], f"{prefix}*.", out)
+        out.append(prefix.rstrip("."))  # a map may be compared as a whole only for == null
+        return
+    if origin is list:
+        return  # lists (steps, storms, findings) are not gate metrics
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        out.append(prefix.rstrip("."))  # an object: gates may ask whether it is there (!= null)
+        for name, field in annotation.model_fields.items():
+            _paths(field.annotation, f"{prefix}{name}.", out)
+        return
+    out.append(prefix.rstrip("."))
+
+
+@cache
+def metric_paths() -> tuple[str, ...]:
+    """The metric names a gate may use (``*`` for an endpoint, a reason or a worker)."""
+    out: list[str] = []
+    _paths(summary_model(), "", out)
+    return tuple(dict.fromkeys(p for p in out if p))
+
+
+def _matches(metric: str, pattern: str) -> bool:
+    parts = pattern.split(".")
+    if "*" not in parts:
+        return metric == pattern
+    i = parts.index("*")
+    head, tail = ".".join(parts[:i]), ".".join(parts[i + 1 :])
+    if head and not metric.startswith(head + "."):
+        return False
+    rest = metric[len(head) + 1 :] if head else metric
+    if not tail:
+        return bool(rest)
+    # A data key may hold dots itself (an endpoint like /v1.2/join): try every split.
+    return any(
+        rest[:cut] and _matches(rest[cut + 1 :], tail) for cut in range(len(rest)) if rest[cut] == "."
+    )
+
+
+def metric_problem(metric: str) -> str | None:
+    """Why no run of this harness can give ``metric`` (a typo, a renamed key), with close names;
+    None when some run can. Checked before a run starts, so a gate that can never pass is a
+    scenario error, not a failed run."""
+    import difflib
+
+    patterns = metric_paths()
+    if any(_matches(metric, p) for p in patterns):
+        return None
+    close = difflib.get_close_matches(metric, patterns, n=4, cutoff=0.6)
+    hint = f"; close names: {', '.join(close)}" if close else ""
+    return f"no run can have a metric named {metric!r}{hint} (docs/summary.md §14 lists them)"

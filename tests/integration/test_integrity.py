@@ -118,6 +118,15 @@ def test_a_storm_and_probe_kinds_the_target_does_not_allow_are_not_carried_out(t
     checked = {p["probe"]: p["checked"] for p in integrity["probes"]}
     assert checked["replay ticket_reuse"] is True, "what could run did run"
     assert "NOT CARRIED OUT" in output
+    assert "jwt_expired sign tokens with the target's key" in output, "said before the run, not only after"
+
+
+def test_a_gate_on_a_metric_no_run_can_have_is_a_scenario_error_before_any_load(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, '[scenario]\nduration = "5s"\n[[gates]]\nexpr = "tick.p5 >= 54"\n')
+    done = subprocess.run([*LOADTEST, "run", str(path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{path}: gates[0].expr: no run can have a metric named 'tick.p5'" in done.stderr
+    assert "tick.p5_hz" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_target_that_stops_answering_is_not_carried_out(tmp_path: Path) -> None:

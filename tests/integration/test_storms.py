@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from loadtest.backend import BackendProcess
-from loadtest.results.summary import load
+from loadtest.collectors import http as http_collector
+from loadtest.results.runfolder import RunFolder
 from tests.conftest import GENEROUS_LIMITS
 from tests.locust_run import assert_clean, run_locust
 
@@ -37,9 +38,10 @@ def _storm_run(backend: BackendProcess, out: Path, side: str, *policy: str):  # 
 
 
 def _join_peak_after_storm(out: Path) -> int:
-    http = load(out)["http"]
-    storm_second = min(http) + STORM_AT - 1
-    return int(max(b.counts.get("requests:/join", 0) for s, b in http.items() if s >= storm_second))
+    seconds = [s for s in RunFolder(out).seconds(collectors=[http_collector.NAME]) if http_collector.NAME in s.buckets]
+    storm_second = seconds[0].second + STORM_AT - 1
+    join = http_collector.REQUESTS("/join")
+    return int(max(s.buckets[http_collector.NAME].counts.get(join, 0) for s in seconds if s.second >= storm_second))
 
 
 def _assert_full_recovery(result, cause: str) -> None:  # type: ignore[no-untyped-def]

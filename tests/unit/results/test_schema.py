@@ -38,3 +38,31 @@ def test_a_renamed_dropped_or_mistyped_key_is_an_error_naming_it(change, where: 
     change(summary)
     with pytest.raises(SummaryError, match=where.replace(".", r"\.")):
         validate(summary)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "tick.p5_hz",
+        "http./join.p95_ms",
+        "http./v1.2/match.p99_ms",
+        "tick.degradation",
+        "integrity.carried_out",
+        "generator.per_worker.host_1.cpu_max_pct",
+        "ws.connect_failed.timeout",
+        "rate_limit.probe.estimated_limit_per_s",
+    ],
+)
+def test_every_metric_some_run_can_have_is_allowed(metric: str) -> None:
+    from loadtest.results.schema import metric_problem
+
+    assert metric_problem(metric) is None
+
+
+def test_a_metric_no_run_can_have_is_named_with_close_names() -> None:
+    from loadtest.results.schema import metric_problem
+
+    problem = metric_problem("tick.p5")
+    assert problem is not None and "'tick.p5'" in problem and "tick.p5_hz" in problem
+    assert metric_problem("htp./join.p95_ms") is not None
+    assert metric_problem("http./join") is None  # a map entry, comparable to null
