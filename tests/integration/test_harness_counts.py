@@ -10,6 +10,8 @@ import pytest
 from loadtest.backend import BackendProcess
 from tests.locust_run import assert_clean, run_locust
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def limited_backend():

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from loadtest.backend import BackendProcess
-from tests.locust_run import assert_clean, run_locust
+from tests.locust_run import RunningLocust, assert_clean, run_locust
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend(tls=True)]
 
 RUN = {"users": 3, "spawn_rate": 3, "run_time": "5s"}
 PLAY = ("--lt-session-length", "60")
+CROWD = {"users": 20, "spawn_rate": 20, "run_time": "4s"}
 
 
 def test_https_and_wss_with_a_private_ca_bundle(backend: BackendProcess, ca_pem: Path, tmp_path: Path) -> None:
@@ -43,17 +44,14 @@ def test_the_insecure_switch_works_and_is_marked(backend: BackendProcess, tmp_pa
 def test_source_addresses_spread_players_over_per_ip_limits(start_backend, tmp_path: Path) -> None:
     # Real defaults: /request_token allows a burst of 10 per IP. 20 players from one address
     # meet 429s; the same 20 spread over 20 loopback addresses do not.
-    one = run_locust(
-        start_backend(generous=False).url, tmp_path / "one", users=20, spawn_rate=20, run_time="4s", extra=PLAY
-    )
-    spread = run_locust(
+    one = RunningLocust(start_backend(generous=False).url, tmp_path / "one", **CROWD, extra=PLAY)
+    spread = RunningLocust(
         start_backend(generous=False).url,
         tmp_path / "spread",
-        users=20,
-        spawn_rate=20,
-        run_time="4s",
+        **CROWD,
         extra=(*PLAY, "--lt-source-addresses", "127.0.0.2-127.0.0.21"),
     )
+    one, spread = one.wait(timeout=120), spread.wait(timeout=120)
     assert_clean(one)
     assert_clean(spread)
     assert one.summary["rate_limit"]["responses_429"].get("/request_token", 0) > 0

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.locust_run import ROOT
+from tests.locust_run import ROOT, assert_clean, saturation, server_tick_rates
+
+pytestmark = pytest.mark.slow
 
 LOADTEST = [sys.executable, "-m", "loadtest"]
 
@@ -124,9 +126,14 @@ def test_rate_limit_probe_scenario_verdict_follows_the_defect(defect: str | None
         "run", "rate-limit-probe", "--out", str(out), *FAST_PROBE, *(("--defect", defect) if defect else ())
     )
     summary = summary_of(out)
+    assert_clean(out)
+    probe = summary["rate_limit"]["probe"]
     if defect:
         assert done.returncode == 1, done.stdout[-3000:]
         assert any("is not rate limited" in f for f in summary["findings"]), summary["findings"]
+        # What the probe measured says the same: every request of every step was let through.
+        assert probe["enforced"] is False and probe["estimated_limit_per_s"] is None, probe
+        assert all(step["accepted"] == step["sent"] for step in probe["steps"]), probe
     else:
         assert done.returncode == 0, done.stdout[-3000:]
         assert any("is rate limited from about" in f for f in summary["findings"]), summary["findings"]
@@ -135,18 +142,28 @@ def test_rate_limit_probe_scenario_verdict_follows_the_defect(defect: str | None
 FAST_RAMP = ("--set", "load.stages=[{duration=3, users=32, spawn_rate=16}, {duration=12, users=64, spawn_rate=16}]")
 
 
+@pytest.mark.xdist_group("heavy")
 @pytest.mark.parametrize("defect", [None, "slow-tick"])
 def test_tick_degradation_scenario_reports_the_onset_only_under_slow_tick(defect: str | None, tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = loadtest("run", "tick-degradation", "--out", str(out), *FAST_RAMP, *(("--defect", defect) if defect else ()))
     summary = summary_of(out)
+    if why := saturation(summary):
+        pytest.skip(f"this machine is too busy to judge tick rates: {why}")
+    assert_clean(out)
+    tick = summary["tick"]
     onset = [f for f in summary["findings"] if f.startswith("Tick rate fell below")]
+    server_low = min(server_tick_rates(out), default=None)  # the backend's own gauge, as scraped
     if defect:
         assert done.returncode == 1, done.stdout[-3000:]
-        assert onset and summary["tick"]["degradation"]["players"] > 0
+        assert onset and tick["degradation"]["players"] > 0
+        assert tick["degradation"]["p5_hz"] < tick["threshold_hz"] and tick["p5_hz"] < tick["threshold_hz"]
+    elif onset:
+        # A correct backend sank: fine only if its own gauge says this busy machine did it.
+        assert server_low is not None and server_low < tick["threshold_hz"], (onset, server_low)
+        pytest.skip(f"the correct backend itself ticked at {server_low:.1f} Hz (its own gauge) on this busy machine")
     else:
         assert done.returncode == 0, done.stdout[-3000:]
-        assert not onset
 
 
 def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebuilds_it(tmp_path: Path) -> None:
@@ -204,6 +221,7 @@ def test_usage_errors_exit_2_and_an_unreachable_target_exits_3(tmp_path: Path) -
     assert done.returncode == 2
 
 
+@pytest.mark.xdist_group("heavy")
 def test_abort_on_fail_stops_a_failing_run_early(tmp_path: Path) -> None:
     out = tmp_path / "run"
     gate = 'gates=[{expr="tick.p5_hz >= 54", over="3s", abort_on_fail=true, delay="6s"}]'
