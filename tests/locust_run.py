@@ -19,6 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+#: ``loadtest`` as an operator runs it, from the checkout.
+LOADTEST = [sys.executable, "-m", "loadtest"]
 
 
 @dataclass
@@ -174,6 +176,16 @@ def server_tick_rates(out_dir: Path, stat: str = "min") -> list[float]:
             if k.startswith("gamebackend_game_server_tick_rate_hz") and f'stat="{stat}"' in k
         ]
     return rates
+
+
+def loadtest(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run ``loadtest ARGS`` to completion from the checkout, capturing what it prints."""
+    return subprocess.run([*LOADTEST, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
+
+
+def summary_of(out: Path) -> dict:
+    """The ``summary.json`` a run wrote into its folder."""
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
 
 
 class RunningLocust:

@@ -7,9 +7,7 @@ so a rate that matches it was measured, not assumed.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +17,8 @@ from loadtest.adapters.colyseus import decode_error, join_token, room_data
 from loadtest.config.scenario import ScenarioError, load
 from tests.colyseus_target import ColyseusServer, TargetUnavailable
 from tests.conftest import require
-from tests.locust_run import ROOT, assert_clean
+from tests.locust_run import LOADTEST, ROOT, assert_clean, summary_of
 
-LOADTEST = [sys.executable, "-m", "loadtest"]
 PATCH_MS = 40
 SCENARIOS = ROOT / "scenarios"
 
@@ -45,10 +42,6 @@ def run_args(server: ColyseusServer, scenario: str, out: Path, *extra: str) -> l
         *LOADTEST, "run", str(SCENARIOS / scenario), "--target", server.url, "--out", str(out),
         "--set", f"protocol.patch_rate={PATCH_MS}ms", *extra,
     ]  # fmt: skip
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text())
 
 
 def test_frames_and_scenario_keys_are_read_as_colyseus_writes_them(tmp_path: Path) -> None:

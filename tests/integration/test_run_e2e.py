@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import re
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.locust_run import ROOT, assert_clean, saturation, server_tick_rates
+from tests.locust_run import LOADTEST, ROOT, assert_clean, loadtest, saturation, server_tick_rates, summary_of
 
 pytestmark = pytest.mark.slow
-
-LOADTEST = [sys.executable, "-m", "loadtest"]
-
-
-def loadtest(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LOADTEST, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text())
 
 
 def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_path: Path) -> None:
@@ -32,6 +21,7 @@ def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_pat
     done = loadtest("run", "smoke", "--out", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "smoke: PASSED" in done.stdout
+    assert_clean(out)
     assert "[" in done.stdout and "players" in done.stdout, "progress lines while it ran"
     summary = summary_of(out)
     assert summary["schema_version"] == 1
@@ -105,6 +95,7 @@ def test_replay_attack_passes_on_a_correct_backend(tmp_path: Path) -> None:
         "run", "replay-attack", "--out", str(out), "--users", "4", "--duration", "16s", "--set", "probes.replay_rate=4"
     )
     assert done.returncode == 0, done.stdout[-3000:]
+    assert_clean(out)
     replay = summary_of(out)["replay"]
     assert len(replay["by_kind"]) == 8 and replay["accepted"] == 0
 
@@ -176,11 +167,13 @@ def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebui
         cwd=ROOT,
     )
     try:
+        # Interrupt once the progress line shows sessions were opened: data was gathered by then.
         deadline = time.monotonic() + 60
-        seen = ""
-        while time.monotonic() < deadline and "players" not in seen:
-            seen += proc.stdout.readline()
-        time.sleep(3)
+        line = ""
+        while time.monotonic() < deadline and not re.search(r"sessions\s+[1-9]", line):
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
     finally:

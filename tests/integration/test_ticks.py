@@ -118,6 +118,7 @@ async def full_room_ticks(
             await asyncio.gather(*drains, return_exceptions=True)
 
 
+@pytest.mark.xdist_group("heavy")  # 64 sockets read at 60 Hz: alone, or the box decides the rate
 @pytest.mark.parametrize(("defects", "slow"), [((), False), (("slow-tick",), True)], ids=["correct", "slow-tick"])
 def test_a_full_room_keeps_60_hz_unless_the_tick_is_slow(start_backend, defects: tuple, slow: bool) -> None:
     c = client_of(start_backend("--game-servers", "1", defects=defects))
