@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.backend import BackendProcess
-from tests.locust_run import assert_clean, run_locust
+from tests.locust_run import assert_clean, run_healthy, run_locust
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_collector_counts_equal_the_backends_own_counters(limited_backend: Backe
 
 
 def test_tick_rate_matches_the_servers_gauge_when_idle(shared_backend: BackendProcess, tmp_path: Path) -> None:
-    result = run_locust(
+    result = run_healthy(
         shared_backend.url,
         tmp_path / "run",
         users=2,
