@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 SECRET = "probe-test-secret-0123456789"
 #: Every kind the reference backend's replay probe carries out, as the probe itself declares them.
 ALL_KINDS = set(ReplayProbe.supported)
-CORS_RUN = {"users": 1, "spawn_rate": 1, "run_time": "3s"}
+CORS_RUN = {"users": 1, "spawn_rate": 1, "run_time": "6s"}
 
 
 def _run_probes(  # type: ignore[no-untyped-def]
