@@ -1,6 +1,10 @@
-"""Run real, short Locust processes against a target and read what the harness wrote.
+"""Run real, short Locust (and ``loadtest``) processes against a target and read what the harness wrote.
 
-Locust is always a child process: importing it here would gevent-patch the test process.
+Locust is always a child process: importing it here would gevent-patch the test process. Besides
+running (``run_locust``, ``RunningLocust``, ``loadtest``), this is where a run is judged honestly:
+``assert_clean`` fails on any error the run only logged, ``run_healthy`` and ``saturation`` keep a
+saturated generator's numbers from being asserted on, and ``server_tick_rates`` reads the
+target's own tick gauge to judge tick verdicts against.
 """
 
 from __future__ import annotations
@@ -131,7 +135,8 @@ def assert_clean(result: LocustResult | Path, allow: Iterable[str] = ()) -> None
     if log.exists():
         texts.append(log.read_text(encoding="utf-8", errors="replace"))
     problems = [line for text in texts for line in log_problems(text, allow)]
-    assert not problems, "the run logged errors:\n" + "\n".join(problems[:20]) + "\n---\n" + texts[0][-3000:]
+    tail = texts[0][-3000:] if texts else ""
+    assert not problems, "the run logged errors:\n" + "\n".join(problems[:20]) + "\n---\n" + tail
 
 
 def saturation(summary: dict[str, Any]) -> str | None:
