@@ -13,6 +13,7 @@ Backends are real processes on free loopback ports, and every one a fixture star
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -139,3 +140,41 @@ def client(shared_backend: BackendProcess) -> GameClient:
 def client_of(backend: BackendProcess, **kwargs: object) -> GameClient:
     """A client for a backend a test started itself, holding that backend's admin token."""
     return GameClient(backend.url, admin_token=backend.admin_token, **kwargs)
+
+
+# -- CPU-heavy tests, one at a time ---------------------------------------------------------------
+
+HEAVY = "heavy"
+
+
+def _is_heavy(item: pytest.Item) -> bool:
+    return any(m.args[:1] == (HEAVY,) for m in item.iter_markers("xdist_group"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A heavy test may wait for another to finish first: give it that time on top of its own."""
+    for item in items:
+        if _is_heavy(item):
+            item.add_marker(pytest.mark.timeout(360))
+
+
+@pytest.fixture(autouse=True)
+def _one_heavy_test_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Tests marked ``xdist_group("heavy")`` (full rooms, 200-session storms, the browser) never overlap.
+
+    ``--dist loadgroup`` should keep them on one worker, but with pytest 9.2 xdist 3.8's grouping
+    is silently lost (it renames ``item._nodeid``, which pytest no longer reads), so the workers
+    also take a lock in the run's shared temporary folder.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not _is_heavy(request.node):
+        yield
+        return
+    lock = tmp_path_factory.getbasetemp().parent / "heavy.lock"
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
