@@ -17,13 +17,9 @@ from websockets.sync.client import ClientConnection
 
 from loadtest.backend import BackendProcess
 from tests.client import GameClient, next_of_type, ticks, wait_until
-from tests.conftest import GENEROUS_LIMITS, client_of
+from tests.conftest import client_of
 
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[BackendProcess]:
-    with BackendProcess(args=("--game-servers", "2", *GENEROUS_LIMITS)) as b:
-        yield b
+pytestmark = [pytest.mark.backend("--game-servers", "2"), pytest.mark.xdist_group("chaos")]
 
 
 @pytest.fixture

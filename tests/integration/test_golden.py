@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+#: One rebuild of the golden folder serves every test here: keep them in one test process.
+pytestmark = pytest.mark.xdist_group("golden")
 #: Keys that name where the run was made from or the document's version, not what it measured.
 NOT_NUMBERS = {"scenario.file", "schema_version"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
@@ -10,38 +11,89 @@ from pathlib import Path
 import pytest
 
 from loadtest.backend import BackendProcess
+from loadtest.collectors import reconnects
+from loadtest.results.live import LiveLog
 from tests.client import GameClient, wait_until
 from tests.conftest import GENEROUS_LIMITS
-from tests.locust_run import ROOT, RunningLocust, assert_clean, run_locust
+from tests.locust_run import ROOT, LocustResult, RunningLocust, assert_clean, run_healthy, run_locust, saturation
+
+pytestmark = pytest.mark.slow
 
 FULL_ROOM = 64
+GAUGE = "gamebackend_game_server_tick_rate_hz"
 
 
-@pytest.mark.parametrize("defect", ["slow-tick", None])
-def test_degradation_is_detected_under_slow_tick_with_a_full_room_and_not_without(
-    defect: str | None, tmp_path: Path
-) -> None:
-    defects = (defect,) if defect else ()
-    with BackendProcess(defects=defects, args=GENEROUS_LIMITS) as backend:
-        result = run_locust(
+def gauge_while_running(backend: BackendProcess, run: RunningLocust, timeout: float = 120) -> list[float]:
+    """The backend's own tick-rate gauge (its slowest room, over the last second), read twice a
+    second until the run ends: the server's truth to judge the harness's tick numbers against."""
+    client = GameClient(backend.url)
+    rates: list[float] = []
+    deadline = time.monotonic() + timeout
+    while run.proc.poll() is None and time.monotonic() < deadline:
+        samples = client.metrics()
+        rates += [v for (name, labels), v in samples.items() if name == GAUGE and ("stat", "min") in labels]
+        time.sleep(0.5)
+    return rates
+
+
+def full_room_run(defect: str | None, out: Path) -> tuple[LocustResult, list[float]]:
+    with BackendProcess(defects=(defect,) if defect else (), args=GENEROUS_LIMITS) as backend:
+        run = RunningLocust(
             backend.url,
-            tmp_path / "run",
+            out,
             users=FULL_ROOM,
             spawn_rate=FULL_ROOM,
             run_time="12s",
             extra=("--lt-session-length", "120"),
         )
+        try:
+            rates = gauge_while_running(backend, run)
+        finally:
+            result = run.wait(timeout=60)
+    return result, rates
+
+
+@pytest.mark.xdist_group("heavy")
+@pytest.mark.parametrize("defect", ["slow-tick", None])
+def test_degradation_is_detected_under_slow_tick_with_a_full_room_and_not_without(
+    defect: str | None, tmp_path: Path
+) -> None:
+    """Judged against the run's own truth: the backend's tick gauge and the generator's health.
+
+    On a busy machine a correct backend can itself tick below the threshold; the harness must
+    then say so too, and the test cannot tell a defect from the box, so it skips with the numbers.
+    """
+    result, server = full_room_run(defect, tmp_path / "run")
+    if saturation(result.summary):
+        result, server = full_room_run(defect, tmp_path / "retry")
+        if why := saturation(result.summary):
+            pytest.skip(f"this machine is too busy to judge tick rates: {why}, twice")
     assert_clean(result)
     tick = result.summary["tick"]
+    threshold = tick["threshold_hz"]
     assert tick["peak_players"] == FULL_ROOM
+    assert server, "the backend's gauge was read while the room was full"
+    server_low = min(server[len(server) // 4 :])  # once the room has filled
+    # The harness's rate and the server's own agree, whatever this machine did to both.
+    assert abs(tick["p50_hz"] - statistics.median(server)) <= 0.1 * tick["nominal_hz"], (tick, server)
     if defect:
         assert tick["degradation"] is not None, tick
-        assert tick["degradation"]["p5_hz"] < tick["threshold_hz"]
+        assert tick["degradation"]["p5_hz"] < threshold
         assert tick["degradation"]["players"] > 0
-        assert tick["p5_hz"] < 54
-    else:
-        assert tick["degradation"] is None, tick
-        assert tick["p5_hz"] >= 54
+        assert tick["p5_hz"] < threshold
+        assert server_low < threshold, ("the server's own gauge confirms the fall", server)
+    elif tick["degradation"] is not None or tick["p5_hz"] < threshold:
+        # The harness saw the correct backend sink: only the server's own gauge can excuse that.
+        assert server_low < threshold, ("the harness reports a fall the server's gauge never showed", tick, server)
+        pytest.skip(
+            f"the correct backend itself fell to {server_low:.1f} Hz (its own gauge) on this busy machine; "
+            f"the harness agreed (p5 {tick['p5_hz']} Hz), but a defect cannot be told from the box here"
+        )
+
+
+def recovered_in_log(live: LiveLog) -> float:
+    live.poll()
+    return live.totals.get(reconnects.NAME, {}).get("recovered", 0)
 
 
 def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path) -> None:
@@ -63,6 +115,7 @@ def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path
     )
     with BackendProcess(args=args) as backend:
         client = GameClient(backend.url)
+        live = LiveLog(tmp_path / "run")
         run = RunningLocust(
             backend.url,
             tmp_path / "run",
@@ -80,7 +133,8 @@ def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path
             )
             assert r.json()["dropped"] == players
             assert wait_until(lambda: client.metric("gamebackend_players") == players, timeout=40)
-            time.sleep(1.5)  # let the last recovery reach the run log (shipped once a second)
+            # The last recovery reaches the run log within the second it happened in.
+            assert wait_until(lambda: recovered_in_log(live) == players, timeout=15)
         finally:
             result = run.stop()
     assert_clean(result)
@@ -111,23 +165,32 @@ def _counts(result) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def test_two_workers_aggregate_to_the_same_counts_as_one_process(tmp_path: Path) -> None:
+def test_two_workers_aggregate_to_the_same_counts_as_one_process(start_backend, tmp_path: Path) -> None:
     extra = ("--lt-sessions-per-user", "2", "--lt-session-length", "1.5", "--lt-think-time", "0.2")
-    with BackendProcess(args=GENEROUS_LIMITS) as backend:
-        single = run_locust(backend.url, tmp_path / "one", users=10, spawn_rate=10, run_time="10s", extra=extra)
-        double = run_locust(
-            backend.url, tmp_path / "two", users=10, spawn_rate=10, run_time="10s", extra=(*extra, "--processes", "2")
-        )
+    url = start_backend().url
+    single = run_healthy(url, tmp_path / "one", users=10, spawn_rate=10, run_time="10s", extra=extra)
+    double = run_healthy(
+        url, tmp_path / "two", users=10, spawn_rate=10, run_time="10s", extra=(*extra, "--processes", "2")
+    )
     assert_clean(single)
     assert_clean(double)
-    expected = {"sessions": 20, "ended": {"client": 20}, "joins": 20, "tokens": 10, "tickets_consumed": 20}
-    assert _counts(single) == expected
-    assert _counts(double) == expected
-    workers = {line.split('"w":"')[1].split('"')[0] for line in (tmp_path / "two/data/aggregates.jsonl").open()}
+    for result in (single, double):
+        # Within one run: each player logged in once and played two sessions, and the backend's own
+        # ticket counter saw every one of them.
+        c = _counts(result)
+        assert c["sessions"] == c["joins"] == c["tickets_consumed"] == 2 * c["tokens"], c
+        assert c["ended"] == {"client": c["sessions"]}, c
+    workers = {line.split('"w":"')[1].split('"')[0] for line in (double.out_dir / "data/aggregates.jsonl").open()}
     assert len(workers - {"master"}) == 2, "the players' data came from two worker processes"
     assert double.summary["tick"]["ticks_received"] > 0
     assert single.summary["generator"]["workers"] == 1
     assert double.summary["generator"]["workers"] == 2
+    if "failed to send heartbeat" in double.stderr:
+        # Locust's master re-spawns a missing worker's users on the other: more players than asked.
+        pytest.skip("a worker missed its heartbeat on this busy machine, so Locust started extra users")
+    expected = {"sessions": 20, "ended": {"client": 20}, "joins": 20, "tokens": 10, "tickets_consumed": 20}
+    assert _counts(single) == expected
+    assert _counts(double) == expected
 
 
 def test_malformed_replies_become_recorded_errors_not_crashes(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from loadtest.backend import BackendProcess
-from tests.locust_run import assert_clean, run_locust
+from tests.locust_run import assert_clean, run_healthy, run_locust
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -50,16 +52,22 @@ def test_collector_counts_equal_the_backends_own_counters(limited_backend: Backe
     assert s["rate_limit"]["retry_after_honoured"] > 0
 
 
-def test_tick_rate_matches_the_servers_gauge_when_idle(shared_backend: BackendProcess, tmp_path: Path) -> None:
-    result = run_locust(
+def test_tick_rate_matches_the_servers_gauge_when_idle_and_cors_passes(
+    shared_backend: BackendProcess, tmp_path: Path
+) -> None:
+    """One quiet run on a correct backend: its tick numbers match the server's, and the CORS probe passes."""
+    result = run_healthy(
         shared_backend.url,
         tmp_path / "run",
         users=2,
         spawn_rate=2,
         run_time="8s",
-        extra=("--lt-session-length", "60"),
+        extra=("--lt-session-length", "60", "--lt-cors-origin", "http://localhost:8060"),
     )
     assert_clean(result)
+    cors = result.summary["cors"]
+    assert cors["checked"] == 4  # (allowed + refused origin) x (token + join)
+    assert cors["findings"] == []
     tick = result.summary["tick"]
     # The server's own gauge, as scraped while the players were connected.
     scrapes = [json.loads(line) for line in (result.out_dir / "data/target_metrics.jsonl").open()]

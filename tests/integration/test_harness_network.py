@@ -5,32 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import trustme
 
 from loadtest.backend import BackendProcess
-from tests.conftest import GENEROUS_LIMITS
-from tests.locust_run import assert_clean, run_locust
+from tests.locust_run import RunningLocust, assert_clean, run_locust
+
+pytestmark = [pytest.mark.slow, pytest.mark.backend(tls=True)]
 
 RUN = {"users": 3, "spawn_rate": 3, "run_time": "5s"}
 PLAY = ("--lt-session-length", "60")
+CROWD = {"users": 20, "spawn_rate": 20, "run_time": "4s"}
 
 
-@pytest.fixture(scope="module")
-def tls_backend(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "server.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    args = ("--tls-cert", str(folder / "server.pem"), "--tls-key", str(folder / "server.pem"), *GENEROUS_LIMITS)
-    with BackendProcess(args=args) as backend:
-        assert backend.url.startswith("https://")
-        yield backend, folder / "ca.pem"
-
-
-def test_https_and_wss_with_a_private_ca_bundle(tls_backend, tmp_path: Path) -> None:
-    backend, ca = tls_backend
-    result = run_locust(backend.url, tmp_path / "run", **RUN, extra=(*PLAY, "--lt-ca-bundle", str(ca)))
+def test_https_and_wss_with_a_private_ca_bundle(backend: BackendProcess, ca_pem: Path, tmp_path: Path) -> None:
+    assert backend.url.startswith("https://")
+    result = run_locust(backend.url, tmp_path / "run", **RUN, extra=(*PLAY, "--lt-ca-bundle", str(ca_pem)))
     assert_clean(result)
     s = result.summary
     assert s["ws"]["sessions_opened"] == 3
@@ -38,8 +26,7 @@ def test_https_and_wss_with_a_private_ca_bundle(tls_backend, tmp_path: Path) -> 
     assert s["run"]["tls_verification"] == "on"
 
 
-def test_an_unknown_certificate_is_refused_by_default(tls_backend, tmp_path: Path) -> None:
-    backend, _ = tls_backend
+def test_an_unknown_certificate_is_refused_by_default(backend: BackendProcess, tmp_path: Path) -> None:
     result = run_locust(backend.url, tmp_path / "run", **RUN, extra=PLAY)
     assert_clean(result)
     s = result.summary
@@ -47,28 +34,24 @@ def test_an_unknown_certificate_is_refused_by_default(tls_backend, tmp_path: Pat
     assert s["http"]["/request_token"]["status"] == {"0": s["http"]["/request_token"]["count"]}
 
 
-def test_the_insecure_switch_works_and_is_marked(tls_backend, tmp_path: Path) -> None:
-    backend, _ = tls_backend
+def test_the_insecure_switch_works_and_is_marked(backend: BackendProcess, tmp_path: Path) -> None:
     result = run_locust(backend.url, tmp_path / "run", **RUN, extra=(*PLAY, "--lt-insecure"))
     assert_clean(result)
     assert result.summary["ws"]["sessions_opened"] == 3
     assert result.summary["run"]["tls_verification"] == "off (insecure)"
 
 
-def test_source_addresses_spread_players_over_per_ip_limits(tmp_path: Path) -> None:
+def test_source_addresses_spread_players_over_per_ip_limits(start_backend, tmp_path: Path) -> None:
     # Real defaults: /request_token allows a burst of 10 per IP. 20 players from one address
     # meet 429s; the same 20 spread over 20 loopback addresses do not.
-    with BackendProcess() as backend:
-        one = run_locust(backend.url, tmp_path / "one", users=20, spawn_rate=20, run_time="4s", extra=PLAY)
-    with BackendProcess() as backend:
-        spread = run_locust(
-            backend.url,
-            tmp_path / "spread",
-            users=20,
-            spawn_rate=20,
-            run_time="4s",
-            extra=(*PLAY, "--lt-source-addresses", "127.0.0.2-127.0.0.21"),
-        )
+    one = RunningLocust(start_backend(generous=False).url, tmp_path / "one", **CROWD, extra=PLAY)
+    spread = RunningLocust(
+        start_backend(generous=False).url,
+        tmp_path / "spread",
+        **CROWD,
+        extra=(*PLAY, "--lt-source-addresses", "127.0.0.2-127.0.0.21"),
+    )
+    one, spread = one.wait(timeout=120), spread.wait(timeout=120)
     assert_clean(one)
     assert_clean(spread)
     assert one.summary["rate_limit"]["responses_429"].get("/request_token", 0) > 0

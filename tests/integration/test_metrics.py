@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from loadtest.backend import BackendProcess
 from tests.client import GameClient, forge, next_of_type, player_claims, ticks, wait_until
-from tests.conftest import GENEROUS_LIMITS, client_of
+from tests.conftest import client_of
 
 SECRET = "metrics-secret-0123456789abcdef0123"
 TICKET_TTL = 1.0
@@ -32,11 +32,10 @@ JWT_REASONS = (
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[BackendProcess]:
-    args = ("--game-servers", "1", "--ticket-ttl", str(TICKET_TTL), "--jwt-secret", SECRET, *GENEROUS_LIMITS)
-    with BackendProcess(args=args) as b:
-        yield b
+pytestmark = [
+    pytest.mark.backend("--game-servers", "1", "--ticket-ttl", str(TICKET_TTL), "--jwt-secret", SECRET),
+    pytest.mark.xdist_group("metrics"),
+]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -22,10 +22,10 @@ TRUSTED_PROXY = "127.0.0.5"
 _addresses = (f"127.0.0.{n}" for n in itertools.count(20))
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[BackendProcess]:
-    with BackendProcess(args=("--game-servers", "1", "--trusted-proxy", TRUSTED_PROXY)) as b:
-        yield b
+pytestmark = [
+    pytest.mark.backend("--game-servers", "1", "--trusted-proxy", TRUSTED_PROXY, generous=False),
+    pytest.mark.xdist_group("rate_limits"),
+]
 
 
 @pytest.fixture

@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
-import json
+import re
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.locust_run import ROOT
+from tests.locust_run import (
+    LOADTEST,
+    ROOT,
+    assert_clean,
+    loadtest,
+    saturation,
+    server_tick_rates,
+    skip_if_the_box_decided,
+    summary_of,
+)
 
-LOADTEST = [sys.executable, "-m", "loadtest"]
-
-
-def loadtest(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LOADTEST, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text())
+pytestmark = pytest.mark.slow
 
 
 def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
     done = loadtest("run", "smoke", "--out", str(out))
+    skip_if_the_box_decided(out, summary_of(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "smoke: PASSED" in done.stdout
+    assert_clean(out)
     assert "[" in done.stdout and "players" in done.stdout, "progress lines while it ran"
     summary = summary_of(out)
     assert summary["schema_version"] == 1
@@ -103,6 +106,7 @@ def test_replay_attack_passes_on_a_correct_backend(tmp_path: Path) -> None:
         "run", "replay-attack", "--out", str(out), "--users", "4", "--duration", "16s", "--set", "probes.replay_rate=4"
     )
     assert done.returncode == 0, done.stdout[-3000:]
+    assert_clean(out)
     replay = summary_of(out)["replay"]
     assert len(replay["by_kind"]) == 8 and replay["accepted"] == 0
 
@@ -124,9 +128,14 @@ def test_rate_limit_probe_scenario_verdict_follows_the_defect(defect: str | None
         "run", "rate-limit-probe", "--out", str(out), *FAST_PROBE, *(("--defect", defect) if defect else ())
     )
     summary = summary_of(out)
+    assert_clean(out)
+    probe = summary["rate_limit"]["probe"]
     if defect:
         assert done.returncode == 1, done.stdout[-3000:]
         assert any("is not rate limited" in f for f in summary["findings"]), summary["findings"]
+        # What the probe measured says the same: every request of every step was let through.
+        assert probe["enforced"] is False and probe["estimated_limit_per_s"] is None, probe
+        assert all(step["accepted"] == step["sent"] for step in probe["steps"]), probe
     else:
         assert done.returncode == 0, done.stdout[-3000:]
         assert any("is rate limited from about" in f for f in summary["findings"]), summary["findings"]
@@ -135,18 +144,28 @@ def test_rate_limit_probe_scenario_verdict_follows_the_defect(defect: str | None
 FAST_RAMP = ("--set", "load.stages=[{duration=3, users=32, spawn_rate=16}, {duration=12, users=64, spawn_rate=16}]")
 
 
+@pytest.mark.xdist_group("heavy")
 @pytest.mark.parametrize("defect", [None, "slow-tick"])
 def test_tick_degradation_scenario_reports_the_onset_only_under_slow_tick(defect: str | None, tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = loadtest("run", "tick-degradation", "--out", str(out), *FAST_RAMP, *(("--defect", defect) if defect else ()))
     summary = summary_of(out)
+    if why := saturation(summary):
+        pytest.skip(f"this machine is too busy to judge tick rates: {why}")
+    assert_clean(out)
+    tick = summary["tick"]
     onset = [f for f in summary["findings"] if f.startswith("Tick rate fell below")]
+    server_low = min(server_tick_rates(out), default=None)  # the backend's own gauge, as scraped
     if defect:
         assert done.returncode == 1, done.stdout[-3000:]
-        assert onset and summary["tick"]["degradation"]["players"] > 0
+        assert onset and tick["degradation"]["players"] > 0
+        assert tick["degradation"]["p5_hz"] < tick["threshold_hz"] and tick["p5_hz"] < tick["threshold_hz"]
+    elif onset:
+        # A correct backend sank: fine only if its own gauge says this busy machine did it.
+        assert server_low is not None and server_low < tick["threshold_hz"], (onset, server_low)
+        pytest.skip(f"the correct backend itself ticked at {server_low:.1f} Hz (its own gauge) on this busy machine")
     else:
         assert done.returncode == 0, done.stdout[-3000:]
-        assert not onset
 
 
 def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebuilds_it(tmp_path: Path) -> None:
@@ -159,11 +178,13 @@ def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebui
         cwd=ROOT,
     )
     try:
+        # Interrupt once the progress line shows sessions were opened: data was gathered by then.
         deadline = time.monotonic() + 60
-        seen = ""
-        while time.monotonic() < deadline and "players" not in seen:
-            seen += proc.stdout.readline()
-        time.sleep(3)
+        line = ""
+        while time.monotonic() < deadline and not re.search(r"sessions\s+[1-9]", line):
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
     finally:
@@ -193,17 +214,25 @@ def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebui
 def test_usage_errors_exit_2_and_an_unreachable_target_exits_3(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[scenario]\nduration = "5s"\n[load]\nusers = "many"\n')
-    done = loadtest("run", str(bad))
-    assert done.returncode == 2
-    assert f"{bad}: load.users" in done.stderr and "Traceback" not in done.stderr
-    done = loadtest("run", "no-such-scenario")
-    assert done.returncode == 2 and "bundled scenarios: " in done.stderr
-    done = loadtest("run", "smoke", "--target", "http://127.0.0.1:9", "--out", str(tmp_path / "x"))
-    assert done.returncode == 3 and "unreachable" in done.stdout
-    done = loadtest("report", str(tmp_path / "nothing-here"))
-    assert done.returncode == 2
+    # Four independent invocations, each mostly Python starting up: side by side.
+    with ThreadPoolExecutor(4) as pool:
+        bad_file, unknown, unreachable, no_data = pool.map(
+            lambda args: loadtest(*args),
+            [
+                ("run", str(bad)),
+                ("run", "no-such-scenario"),
+                ("run", "smoke", "--target", "http://127.0.0.1:9", "--out", str(tmp_path / "x")),
+                ("report", str(tmp_path / "nothing-here")),
+            ],
+        )
+    assert bad_file.returncode == 2
+    assert f"{bad}: load.users" in bad_file.stderr and "Traceback" not in bad_file.stderr
+    assert unknown.returncode == 2 and "bundled scenarios: " in unknown.stderr
+    assert unreachable.returncode == 3 and "unreachable" in unreachable.stdout
+    assert no_data.returncode == 2
 
 
+@pytest.mark.xdist_group("heavy")
 def test_abort_on_fail_stops_a_failing_run_early(tmp_path: Path) -> None:
     out = tmp_path / "run"
     gate = 'gates=[{expr="tick.p5_hz >= 54", over="3s", abort_on_fail=true, delay="6s"}]'

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -44,10 +44,9 @@ def game_servers_of(pid: int) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def backend() -> Iterator[BackendProcess]:
-    b = BackendProcess(args=("--game-servers", "2")).start()
-    yield b
-    b.stop()
+def backend(start_backend: Callable[..., BackendProcess]) -> BackendProcess:
+    """A fresh backend per test: these tests signal and kill it."""
+    return start_backend("--game-servers", "2", generous=False)
 
 
 def test_serve_prints_its_url_and_admin_token(backend: BackendProcess) -> None:

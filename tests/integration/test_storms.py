@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from loadtest.backend import BackendProcess
 from loadtest.collectors import http as http_collector
 from loadtest.results.runfolder import RunFolder
 from tests.conftest import GENEROUS_LIMITS
 from tests.locust_run import assert_clean, run_locust
+
+#: 200 sessions and their storms are the suite's heaviest load: one such run at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]
 
 PLAYERS = 200
 STORM_AT = 8

@@ -7,47 +7,25 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import trustme
 
 from loadtest.backend import BackendProcess
 from tests.client import GameClient, next_of_type, ticks
-from tests.conftest import GENEROUS_LIMITS
 
-
-@pytest.fixture(scope="module")
-def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[trustme.CA, Path]]:
-    ca = trustme.CA()
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    yield ca, path
-
-
-@pytest.fixture(scope="module")
-def backend(ca_file: tuple[trustme.CA, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
-    ca, _ = ca_file
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    cert.private_key_pem.write_to_path(str(key_path))
-    args = ("--game-servers", "1", "--tls-cert", str(cert_path), "--tls-key", str(key_path), *GENEROUS_LIMITS)
-    with BackendProcess(args=args) as b:
-        yield b
+pytestmark = [pytest.mark.backend("--game-servers", "1", tls=True), pytest.mark.xdist_group("tls")]
 
 
 @pytest.fixture
-def tls_client(backend: BackendProcess, ca_file: tuple[trustme.CA, Path]) -> GameClient:
-    return GameClient(backend.url, verify=str(ca_file[1]))
+def tls_client(backend: BackendProcess, ca_pem: Path) -> GameClient:
+    return GameClient(backend.url, verify=str(ca_pem))
 
 
 @pytest.fixture
-def ws_ssl(ca_file: tuple[trustme.CA, Path]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca_file[1]))
+def ws_ssl(ca_pem: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_pem))
 
 
 def test_url_is_https(backend: BackendProcess) -> None:

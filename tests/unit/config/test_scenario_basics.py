@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_every_bundled_scenario_is_valid_and_documented() -> None:
     names = {p.stem for p in bundled()}
     assert names >= BUNDLED
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     for path in bundled():
         scenario = load(path)
         assert scenario.gates, f"{path.name} declares gates"
