@@ -5,12 +5,10 @@ settings file (``LOADTEST_SETTINGS``, written by ``loadtest run``) has load stag
 drives the users instead of ``-u``/``-r``.
 """
 
+import os
 import signal
-from typing import Any
 
-from locust import LoadTestShape, events
-from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust import LoadTestShape
 
 import loadtest.runtime.plugin  # noqa: F401 - registers the --lt-* options and the harness
 from loadtest.backend.lifeline import die_with_parent_now
@@ -20,12 +18,18 @@ from loadtest.runtime.player import GamePlayer
 __all__ = ["GamePlayer"]
 
 
-@events.init.add_listener
-def _die_with_master(environment: Environment, **_: Any) -> None:
-    """Workers that ``--processes`` forked die with their master, even a master killed with
-    SIGKILL (``loadtest run`` has the kernel end the master; nothing would end its workers)."""
-    if isinstance(environment.runner, WorkerRunner) and getattr(environment.parsed_options, "processes", None):
-        die_with_parent_now(signal.SIGTERM)
+def _die_with_master() -> None:
+    """Workers that ``--processes`` forks die with their master, even a master killed with
+    SIGKILL (``loadtest run`` has the kernel end the master; nothing would end its workers).
+
+    Asked for in the forked child at once, before Locust connects it to its master (which can
+    block for a minute when the master is already gone), and as SIGKILL: a worker whose master is
+    gone has no one to report to, and its graceful stop would wait on that master."""
+    die_with_parent_now(signal.SIGKILL)
+
+
+# This module is imported before Locust forks its workers: every fork of this process runs it.
+os.register_at_fork(after_in_child=_die_with_master)
 
 
 _STAGES = PlayerSettings.load().stages
