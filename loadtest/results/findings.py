@@ -23,11 +23,21 @@ KIND_WORDS = {
 }
 
 
+#: When used tickets are accepted again, concurrent first uses winning is that same defect.
+RACE_BY_REUSE = (
+    "one ticket can open several sessions at once, because used tickets are never refused (reuse, not a race)"
+)
+
+
 def _replay(s: dict[str, Any]) -> list[str]:
     out = []
-    for kind, v in s.get("replay", {}).get("by_kind", {}).items():
+    by_kind = s.get("replay", {}).get("by_kind", {})
+    reused = bool(by_kind.get("ticket_reuse", {}).get("accepted"))
+    for kind, v in by_kind.items():
         if v.get("accepted"):
-            words = KIND_WORDS.get(kind, kind)
+            # A race is told from reuse: sessions opened one after another with one ticket (reuse)
+            # make concurrent first uses win too; only without reuse is it a check-then-consume race.
+            words = RACE_BY_REUSE if kind == "ticket_race" and reused else KIND_WORDS.get(kind, kind)
             out.append(f"{words[0].upper()}{words[1:]}: {v['accepted']} of {v['attempts']} attempts accepted.")
     return out
 

@@ -122,3 +122,19 @@ def test_cors_and_seat_hoarding() -> None:
     assert only({"rate_limit": {"seat_hoarding": hoard}}).startswith("Seat hoarding: one token took all 50")
     stopped = {**hoard, "granted": 12, "stopped_by": "HTTP 429"}
     assert "12 of 50" in only({"rate_limit": {"seat_hoarding": stopped}})
+
+
+def test_a_race_is_told_from_reuse() -> None:
+    from loadtest.results.findings import findings as sentences
+
+    def summary(reuse_accepted: int) -> dict:
+        by_kind = {
+            "ticket_reuse": {"attempts": 4, "rejected": 4 - reuse_accepted, "accepted": reuse_accepted},
+            "ticket_race": {"attempts": 4, "rejected": 0, "accepted": 4},
+        }
+        return {"replay": {"by_kind": by_kind}}
+
+    race_only = " ".join(sentences(summary(0)))
+    assert "check-then-consume race" in race_only
+    with_reuse = " ".join(sentences(summary(4)))
+    assert "reuse, not a race" in with_reuse and "check-then-consume" not in with_reuse
