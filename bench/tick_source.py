@@ -7,6 +7,10 @@ transport, so the source costs a few microseconds per message and the generator 
 The handshake, pings and close frames are websockets' own; only the steady-state tick frames
 are written straight to the transport.
 
+A client that sends inputs (``{"type":"input","seq":N,...}``) gets its latest ``seq`` back as the
+``ack`` of its next tick, as a game server acknowledges inputs: that tick is encoded for that
+connection alone (at 20 Hz inputs, one tick in three), so the input round trip is measured too.
+
 Run as ``python bench/tick_source.py --rate 60 --status FILE``; it prints ``READY <port>`` and
 writes its status (connections, ticks, frames skipped for slow readers) to FILE once a second.
 It stops on SIGTERM/SIGINT or after ``--max-seconds``.
@@ -40,17 +44,24 @@ class Source:
         self.skipped = 0
         self.late_max_ms = 0.0
         self.accepted = 0
+        self.inputs = 0
+        #: connection -> the latest input seq not yet acknowledged
+        self.unacked: dict[ServerConnection, int] = {}
 
     async def handler(self, ws: ServerConnection) -> None:
         self.clients.add(ws)
         self.accepted += 1
         try:
-            async for _ in ws:  # inputs, if any, are read and ignored
-                pass
+            async for message in ws:
+                seq = _seq(message)
+                if seq is not None:
+                    self.inputs += 1
+                    self.unacked[ws] = seq
         except Exception:  # noqa: S110 - a client that vanished is the client's business
             pass
         finally:
             self.clients.discard(ws)
+            self.unacked.pop(ws, None)
 
     async def tick_loop(self, stop_at: float) -> None:
         loop = asyncio.get_running_loop()
@@ -58,8 +69,9 @@ class Source:
         deadline = loop.time()
         while loop.time() < stop_at:
             self.ticks += 1
-            payload = f'{{"type":"tick","tick":{self.ticks},"ts":{time.time():.6f}}}'.encode()
-            frame = Frame(Opcode.TEXT, payload).serialize(mask=False)
+            head = f'{{"type":"tick","tick":{self.ticks},"ts":{time.time():.6f}'
+            frame = Frame(Opcode.TEXT, (head + "}").encode()).serialize(mask=False)
+            unacked, self.unacked = self.unacked, {}
             for ws in list(self.clients):
                 transport = ws.transport
                 if ws.protocol.state is not State.OPEN or transport.is_closing():
@@ -67,7 +79,11 @@ class Source:
                 if transport.get_write_buffer_size() > MAX_BUFFERED:
                     self.skipped += 1
                     continue
-                transport.write(frame)
+                seq = unacked.get(ws)
+                if seq is None:
+                    transport.write(frame)
+                else:
+                    transport.write(Frame(Opcode.TEXT, f'{head},"ack":{seq}}}'.encode()).serialize(mask=False))
                 self.frames += 1
             deadline += period
             now = loop.time()
@@ -84,8 +100,19 @@ class Source:
             "ticks": self.ticks,
             "frames": self.frames,
             "skipped": self.skipped,
+            "inputs": self.inputs,
             "late_max_ms": round(self.late_max_ms, 3),
         }
+
+
+def _seq(message: str | bytes) -> int | None:
+    """The ``seq`` of an input message, else None (cheaper than parsing JSON for every input)."""
+    text = message if isinstance(message, str) else message.decode(errors="replace")
+    start = text.find('"seq":')
+    if start < 0 or '"input"' not in text:
+        return None
+    digits = text[start + 6 :].split(",", 1)[0].split("}", 1)[0].strip()
+    return int(digits) if digits.isdigit() else None
 
 
 def _write_status(path: str, status: dict[str, float]) -> None:
