@@ -42,6 +42,7 @@ from gevent import monkey
 from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError
 from loadtest.collectors.ticks import TickCollector
 from loadtest.runtime import transport as _transport
+from loadtest.runtime.inputs import InputClock
 from loadtest.runtime.transport import MAX_MESSAGE, Closed, Connection, HandshakeFailed, HandshakeRefused
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class WebSocketEngine:
         self._lag_max = 0.0
         self._tlog = _ThreadLogger(self._post)
         self._background: set[asyncio.Future[Any]] = set()  # thread side: close handshakes under way
+        self._clocks: dict[float, InputClock] = {}  # thread side: input rate -> its clock
 
     # -- gevent side ---------------------------------------------------------------------
 
@@ -317,6 +319,8 @@ class WebSocketEngine:
         finally:
             for task in (ticker, probe):
                 task.cancel()
+            for clock in self._clocks.values():
+                clock.stop()
             with contextlib.suppress(Exception):
                 loop.run_until_complete(asyncio.gather(ticker, probe, return_exceptions=True))
             self.ticks.flush()
@@ -425,7 +429,10 @@ class WebSocketEngine:
         if not spec.measure:
             return await self._hold_quietly(live, ws, started)
         state = ticks.open()
-        sender = asyncio.ensure_future(self._send_inputs(ws, spec, state, protocol))
+        clock = self._clocks.get(spec.input_rate)
+        if clock is None:
+            clock = self._clocks[spec.input_rate] = InputClock(spec.input_rate, self._sender_failed)
+        clock.add(sid, ws, state, protocol)
         on_tick = ticks.on_tick
         parse = protocol.parse_message
         interval = protocol.patch_interval
@@ -463,7 +470,7 @@ class WebSocketEngine:
         except asyncio.CancelledError:
             live.close = True
         finally:
-            sender.cancel()
+            clock.remove(sid)
             ticks.close(state)
             self._live.pop(sid, None)
         code = ws.close_code
@@ -493,29 +500,9 @@ class WebSocketEngine:
         reason = "client" if live.close or live.abort else (f"server_{code}" if code is not None else "abnormal")
         return SessionEnd(reason, code, time.perf_counter() - started, messages)
 
-    async def _send_inputs(self, ws: Connection, spec: SessionSpec, state: Any, protocol: Protocol) -> None:
-        loop = asyncio.get_running_loop()
-        period = 1.0 / spec.input_rate
-        rng = random.Random()
-        x = y = 0.0
-        seq = 0
-        deadline = loop.time() + rng.uniform(0, period)
-        try:
-            while True:
-                now = loop.time()
-                # Fall behind rather than burst: a late loop must not flood the server with inputs.
-                deadline = max(deadline + period, now)
-                await asyncio.sleep(deadline - now)
-                seq += 1
-                x = max(-1.0, min(1.0, x + rng.uniform(-0.3, 0.3)))
-                y = max(-1.0, min(1.0, y + rng.uniform(-0.3, 0.3)))
-                state.sent_input(seq, time.time())
-                await ws.send(protocol.input_message(seq, x, y))
-        except (Closed, asyncio.CancelledError):
-            return
-        except Exception as exc:  # a Protocol subclass's bug: say so, once, and count it
-            self._tlog.error("input sender stopped: %r", exc)
-            self.ticks.sender_failed()
+    def _sender_failed(self, exc: BaseException) -> None:
+        self._tlog.error("input sender stopped: %r", exc)
+        self.ticks.sender_failed()
 
     async def _ticker(self) -> None:
         """Once a second: close the second for every session and ship the finished aggregates."""

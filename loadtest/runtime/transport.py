@@ -54,6 +54,9 @@ class Connection(Protocol):
     async def send(self, message: str | bytes) -> None:
         """Send one message; raises :class:`Closed`."""
 
+    def send_soon(self, message: str | bytes) -> None:
+        """Send one message without waiting (player inputs); raises :class:`Closed`."""
+
     async def run(self, handler: Handler) -> None:
         """Hand every message to ``handler``, in order, as it is read, until the connection is
         closed. A message already received (during a join) goes first. Re-raises an exception

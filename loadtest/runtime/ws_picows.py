@@ -160,6 +160,9 @@ class PicowsConnection:
         return await self.listener.next_message()
 
     async def send(self, message: str | bytes) -> None:
+        self.send_soon(message)
+
+    def send_soon(self, message: str | bytes) -> None:
         transport = self.transport
         if self.listener.closed or transport.is_close_frame_sent:
             raise Closed

@@ -7,6 +7,7 @@ default where it is installed. Framing, limits, pings and closing are websockets
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -85,6 +86,13 @@ class WebsocketsConnection:
         except ConnectionClosed:
             raise Closed from None
 
+    def send_soon(self, message: str | bytes) -> None:
+        if self.ws.protocol.close_sent is not None or self.ws.protocol.close_rcvd is not None:
+            raise Closed
+        future = asyncio.ensure_future(_send_quietly(self.ws, message))
+        _SENDING.add(future)
+        future.add_done_callback(_SENDING.discard)
+
     async def run(self, handler: Handler) -> None:
         ws = self.ws
         ws.on_message = handler  # whole messages are handled as their frames are parsed
@@ -111,6 +119,15 @@ class WebsocketsConnection:
     def close_code(self) -> int | None:
         received = self.ws.protocol.close_rcvd
         return received.code if received is not None else None
+
+
+#: Sends under way (a task must stay referenced until it is done).
+_SENDING: set[asyncio.Future[None]] = set()
+
+
+async def _send_quietly(ws: ClientConnection, message: str | bytes) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(message)
 
 
 async def connect(spec: Spec, sock: Any, logger: Any) -> WebsocketsConnection:
