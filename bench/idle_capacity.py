@@ -34,7 +34,7 @@ from bench._common import (
 )
 from bench.ws_engine import DESIGNS
 
-RSS_TARGET_KB = 40.0
+RSS_TARGET_KB = 30.0
 RATE = 0.2  # one tick per 5 s
 
 COLUMNS = [
