@@ -13,6 +13,8 @@ limit is raised to the hard limit first (10,000 sessions need 10,000 descriptors
 from __future__ import annotations
 
 import argparse
+import contextlib
+import resource
 import sys
 import time
 from pathlib import Path
@@ -63,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     spawn = 250.0 if args.quick else 500.0
     hold = 12.0
     limit = raise_fd_limit()
+    if limit < sessions + 1000:
+        # Root may raise the hard limit too (up to fs.nr_open); the children inherit it.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (sessions + 1000, sessions + 1000))
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if limit < sessions + 200:
         say(f"warning: the fd limit is {limit}; {sessions} sessions may not fit")
     src_core, gen_core = cores()

@@ -52,7 +52,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 
 class EngineUser(User):
-    wait_time = constant(1)
+    wait_time = constant(5)  # only checks that the session still runs: idle users stay asleep
 
     def on_start(self) -> None:
         self.handle = engine().open(SPEC)

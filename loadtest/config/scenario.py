@@ -8,6 +8,7 @@ impossible value is a :class:`ScenarioError` that names the file, the key and wh
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,19 @@ class Stage:
     duration: float
     users: int
     spawn_rate: float
+
+
+#: Sessions one worker process holds at 60 Hz with lag p99 under a tick period (bench/ws_engine.py,
+#: docs/performance.md): what ``load.workers = "auto"`` plans with.
+SESSIONS_PER_WORKER = 1000
+
+
+def workers_for(peak_users: int, cores: int | None = None) -> int:
+    """``load.workers = "auto"``: enough workers for ``peak_users`` at :data:`SESSIONS_PER_WORKER`
+    each, at most one per core (the engine thread of a worker needs a core of its own)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 64, -(-peak_users // SESSIONS_PER_WORKER)))
 
 
 @dataclass(frozen=True)
@@ -284,7 +298,11 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
     ld = top.sub("load")
     users = ld.get("users", "int", 10, check=_at_least(1))
     spawn_rate = ld.get("spawn_rate", "number", float(users), check=_positive)
-    workers = ld.get("workers", "int", 1, check=_between(1, 64))
+    auto_workers = ld.table.get("workers") == "auto"
+    if isinstance(ld.table.get("workers"), str) and not auto_workers:
+        raise ScenarioError(path, "load.workers", f'expected an integer 1-64 or "auto", got {ld.table["workers"]!r}')
+    workers = 1 if auto_workers else ld.get("workers", "int", 1, check=_between(1, 64))
+    ld.used.add("workers")
     stages = []
     ld.used.add("stages")
     raw_stages = ld.table.get("stages", [])
@@ -303,6 +321,8 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
         )
         st.done()
     ld.done()
+    if auto_workers:
+        workers = workers_for(max([users, *(s.users for s in stages)]))
 
     storms = []
     top.used.add("events")

@@ -22,7 +22,7 @@ from loadtest.runtime.transport import MAX_MESSAGE, Closed, Handler, HandshakeFa
 _TEXT, _BINARY, _CONT, _CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.CLOSE
 #: The read buffer a connection starts with; picows grows it when a frame does not fit. Its
 #: default (16 KiB) was half of an idle session's memory (bench/idle_capacity.py).
-READ_BUFFER = 2048
+READ_BUFFER = 1024
 
 
 class _Listener(WSListener):
