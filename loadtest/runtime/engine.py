@@ -3,13 +3,18 @@
 Why not a WebSocket client per Locust user? Measured on this kind of machine (see docs/harness.md
 for the figures): ``websockets.sync`` under gevent can abort the whole process
 (a libev watcher on a closed fd), and ``websocket-client`` starves other greenlets once a reader
-falls behind. ``websockets.asyncio`` clients on their own thread receive more messages per CPU-second
-with lower lag, and the per-message work (parse, update aggregates) never touches gevent.
+falls behind. Asyncio clients on their own thread receive more messages per CPU-second with lower
+lag, and the per-message work (parse, update aggregates) never touches gevent.
+
+The WebSocket layer sits behind a seam (:mod:`loadtest.runtime.transport`): ``picows`` (compiled;
+:mod:`~loadtest.runtime.ws_picows`) by default, on a uvloop loop, and ``websockets``
+(:mod:`~loadtest.runtime.ws_websockets`) as the portable fallback; player inputs come from one
+clock per rate (:mod:`loadtest.runtime.inputs`). docs/performance.md has the figures.
 
 The rules that make this safe inside a gevent-patched process:
 
 - the thread is a real one (``_thread.start_new_thread`` from before patching) and its loop uses an
-  unpatched selector;
+  unpatched selector (or is uvloop's, which never sees gevent's selectors);
 - host names are resolved on the gevent side; the loop only ever sees IP addresses;
 - the thread never touches gevent or Locust objects. Commands go in with
   ``loop.call_soon_threadsafe``; results come out through a deque and a gevent ``async_`` watcher,
