@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     hold = 12.0
     limit = raise_fd_limit()
     if limit < sessions + 1000:
-        # Root may raise the hard limit too (up to fs.nr_open); the children inherit it.
+        # Where allowed (CAP_SYS_RESOURCE) the hard limit is raised too; the children inherit it.
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (sessions + 1000, sessions + 1000))
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if limit < sessions + 200:
-        say(f"warning: the fd limit is {limit}; {sessions} sessions may not fit")
+        say(f"warning: the fd limit is {limit} and cannot be raised here; {sessions} sessions may not fit")
     src_core, gen_core = cores()
     say(f"{sessions} idle sessions ({RATE:g} Hz ticks); fd limit {limit}; source core {src_core}, generator {gen_core}")
     rows: list[dict[str, Any]] = []

@@ -58,9 +58,10 @@ class Stage:
     spawn_rate: float
 
 
-#: Sessions one worker process holds at 60 Hz with lag p99 under a tick period (bench/ws_engine.py,
-#: docs/performance.md): what ``load.workers = "auto"`` plans with.
-SESSIONS_PER_WORKER = 1000
+#: Sessions one worker process holds at 60 Hz well below saturation (44% of a core at 500 with
+#: every collector on; bench/ws_engine.py, docs/performance.md): what ``load.workers = "auto"``
+#: plans with. 1,000 per worker is the engine's goal, not yet shown with lag under a tick period.
+SESSIONS_PER_WORKER = 500
 
 
 def workers_for(peak_users: int, cores: int | None = None) -> int:

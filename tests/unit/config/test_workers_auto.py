@@ -29,5 +29,5 @@ def test_auto_uses_the_peak_of_the_stages(tmp_path: Path) -> None:
 
 
 def test_a_word_other_than_auto_is_refused_by_name(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="load.workers"):
+    with pytest.raises(ScenarioError, match=r"load\.workers"):
         load(_scenario(tmp_path, 'workers = "many"'))
