@@ -26,9 +26,14 @@ from loadtest.collectors.ticks import TickCollector
 from loadtest.runtime import transport as transport_module
 from loadtest.runtime.engine import MAX_MESSAGE, SessionEnd, SessionSpec, WebSocketEngine
 
+#: (transport, loop): each transport on its default loop, and picows on asyncio's own loop too.
 TRANSPORTS = [
-    pytest.param(name, marks=() if name in transport_module.available() else pytest.mark.skip(f"{name} not installed"))
-    for name in transport_module.TRANSPORTS
+    pytest.param(
+        (name, loop),
+        id=f"{name}-{loop}",
+        marks=() if name in transport_module.available() else pytest.mark.skip(f"{name} not installed"),
+    )
+    for name, loop in (("picows", "uvloop"), ("picows", "asyncio"), ("websockets", "asyncio"))
 ]
 TIMEOUT = 15.0
 
@@ -148,12 +153,11 @@ class Server:
 class Harness:
     """One engine and the records it ships, read once it has stopped."""
 
-    def __init__(self, transport: str) -> None:
+    def __init__(self, transport: str, loop: str) -> None:
         self.records: list[Record] = []
-        self.engine = WebSocketEngine(
-            TickCollector(estimate_offset=False), self.records.extend, "t", transport=transport
-        )
-        assert self.engine.transport == transport
+        ticks = TickCollector(estimate_offset=False)
+        self.engine = WebSocketEngine(ticks, self.records.extend, "t", transport=transport, loop=loop)
+        assert (self.engine.transport, self.engine.loop_kind) == (transport, loop)
 
     def spec(self, url: str, **kw: Any) -> SessionSpec:
         port = int(url.split(":")[2].split("/")[0])
@@ -183,7 +187,7 @@ def server() -> Iterator[Server]:
 
 @pytest.fixture(params=TRANSPORTS)
 def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    h = Harness(request.param)
+    h = Harness(*request.param)
     yield h
     h.engine.stop()
 
