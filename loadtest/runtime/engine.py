@@ -322,12 +322,13 @@ class WebSocketEngine:
         try:
             loop.run_forever()
         finally:
-            for task in (ticker, probe):
-                task.cancel()
-            for clock in self._clocks.values():
-                clock.stop()
+            tasks = [ticker, probe, *(clock.stop() for clock in self._clocks.values())]
+            for task in tasks:
+                if task is not None:
+                    task.cancel()
             with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.gather(ticker, probe, return_exceptions=True))
+                pending = [task for task in tasks if task is not None]
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.ticks.flush()
             self._post("records", self.ticks.agg.drain(self._worker))
             loop.close()

@@ -57,10 +57,12 @@ class InputClock:
             if slot.pop(sid, None) is not None:
                 return
 
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+    def stop(self) -> asyncio.Task[None] | None:
+        """Cancel the clock; returns its task, for the caller to let finish."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        return task
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
