@@ -2,11 +2,15 @@
 
 Uses the engine as the harness does, minus the HTTP login and join (the tick source needs no
 ticket): one :class:`WebSocketEngine` per process, a :class:`SessionHandle` per Locust user.
-Inputs are off (one per ~10^6 s) so all three designs do the same work: receive and measure ticks.
+Every collector is on, as in a real run: lag, jitter, missed ticks, and inputs at
+``$BENCH_INPUT_RATE`` Hz (20) acknowledged by the tick source, so input round trips are measured.
+``$LOADTEST_WS_TRANSPORT`` / ``$LOADTEST_WS_LOOP`` pick the transport and loop (bench/ws_engine.py
+sets them for its ``engine-websockets`` design).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +29,7 @@ SPEC = SessionSpec(
     address=_PARTS.hostname or "127.0.0.1",
     port=_PARTS.port or 80,
     protocol=Protocol(),
-    input_rate=1e-6,
+    input_rate=float(os.environ.get("BENCH_INPUT_RATE", "20")) or 1e-6,
     open_timeout=20.0,
     close_timeout=2.0,
 )
@@ -48,7 +52,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 
 class EngineUser(User):
-    wait_time = constant(1)
+    wait_time = constant(5)  # only checks that the session still runs: idle users stay asleep
 
     def on_start(self) -> None:
         self.handle = engine().open(SPEC)

@@ -9,6 +9,11 @@ another host) and the input-to-ack round trip.
 Each session keeps a few numbers; once a second :meth:`TickCollector.roll` folds every session's
 second into histograms, so "p5 tick rate across sessions" is a percentile of per-session rates.
 Runs on the WebSocket engine's thread only.
+
+Per message the hot path only appends lag, jitter and round-trip values to lists; they go into the
+second's HDR histograms in one numpy pass when the second changes, at the roll, or when anyone
+reads :attr:`TickCollector.agg`, with results identical to hdrh's own ``record_value`` per value
+(tests/unit/collectors/test_ticks_batch.py). ``record_value`` was half of ``on_tick``'s cost.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.collectors.aggregates import Aggregator, Bucket, percentile
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from loadtest.collectors.aggregates import Aggregator, Bucket, _limits, hist_unit, new_histogram, percentile
 from loadtest.collectors.base import Context, Reducer, Row, Section, ms, register
 from loadtest.collectors.keys import Family
 
@@ -74,10 +82,14 @@ class SessionTicks:
         self.w_last_tick = -1
         self.w_last_ts = 0.0
         self.w_count = 0
-        self._inputs: deque[tuple[int, float]] = deque(maxlen=MAX_PENDING_INPUTS)
+        # Made on the first input: an idle session's empty deque was 760 bytes of its memory.
+        self._inputs: deque[tuple[int, float]] | None = None
 
     def sent_input(self, seq: int, now: float) -> None:
-        self._inputs.append((seq, now))
+        inputs = self._inputs
+        if inputs is None:
+            inputs = self._inputs = deque(maxlen=MAX_PENDING_INPUTS)
+        inputs.append((seq, now))
 
     def window_rate(self) -> float | None:
         """Server tick rate over this second's window, or None if it saw fewer than two ticks."""
@@ -90,9 +102,38 @@ class TickCollector:
     """Aggregates tick fidelity across all sessions of one Locust process."""
 
     def __init__(self, *, estimate_offset: bool) -> None:
-        self.agg = Aggregator(NAME)
+        self._agg = Aggregator(NAME)
         self.estimate_offset = estimate_offset
         self.sessions: set[SessionTicks] = set()
+        # Values of the current second not yet in its histograms (see the module's docstring).
+        self._second: int | None = None
+        self._bucket: Bucket | None = None
+        self._lag: list[float] = []
+        self._jitter: list[float] = []
+        self._rtt: list[float] = []
+
+    @property
+    def agg(self) -> Aggregator:
+        """The aggregator, with every value gathered so far in its histograms."""
+        self.flush()
+        return self._agg
+
+    def flush(self) -> None:
+        """Put the gathered values into their second's histograms."""
+        bucket = self._bucket
+        if bucket is None:
+            return
+        for name, values in ((_LAG, self._lag), (_JITTER, self._jitter), (_RTT, self._rtt)):
+            if values:
+                observe_many(bucket, name, values)
+                values.clear()
+
+    def _pending(self, second: int) -> Bucket:
+        """The bucket of ``second``, whose values are now the ones gathered."""
+        self.flush()
+        self._second = second
+        self._bucket = bucket = self._agg.bucket(second)
+        return bucket
 
     def open(self) -> SessionTicks:
         state = SessionTicks()
@@ -104,7 +145,7 @@ class TickCollector:
 
     def on_tick(self, s: SessionTicks, tick: int, ts: float, ack: int, now: float, second: int) -> None:
         """One tick message, received at ``now`` (unix seconds). The hot path."""
-        bucket = self.agg.bucket(second)
+        bucket = self._bucket if second == self._second else self._pending(second)
         counts = bucket.counts
         counts[_TICKS] += 1
         counts[_MESSAGES] += 1
@@ -115,7 +156,7 @@ class TickCollector:
                 # The smallest (receive - send) seen is one-way delay + clock offset; take it as
                 # the offset, so lag reads as delay above the best case.
                 s.offset = raw_lag
-        bucket.observe(_LAG, (raw_lag - s.offset) * 1e6)
+        self._lag.append((raw_lag - s.offset) * 1e6)
         last = s.last_tick
         if last >= 0:
             gap = tick - last
@@ -125,7 +166,7 @@ class TickCollector:
                 counts[_OOO] += 1
             server_gap = ts - s.last_ts
             if server_gap > 0:
-                bucket.observe(_JITTER, abs((now - s.last_recv) - server_gap) * 1e6)
+                self._jitter.append(abs((now - s.last_recv) - server_gap) * 1e6)
         s.last_tick, s.last_ts, s.last_recv = tick, ts, now
         s.received += 1
         if s.w_count == 0:
@@ -138,7 +179,7 @@ class TickCollector:
             while inputs and inputs[0][0] <= ack:
                 sent = inputs.popleft()
             if sent is not None and sent[0] == ack:
-                bucket.observe(_RTT, (now - sent[1]) * 1e6)
+                self._rtt.append((now - sent[1]) * 1e6)
 
     def on_patch(self, s: SessionTicks, now: float, second: int, interval: float | None) -> None:
         """A state update without the server's numbers (a Colyseus patch), received at ``now``.
@@ -148,13 +189,13 @@ class TickCollector:
         ``interval``, and a silence longer than 1.5 intervals counts the patches that fit in it as
         missed. There is no lag: nothing says when the server sent it.
         """
-        bucket = self.agg.bucket(second)
+        bucket = self._bucket if second == self._second else self._pending(second)
         counts = bucket.counts
         counts[_TICKS] += 1
         counts[_MESSAGES] += 1
         if s.received and interval:
             gap = now - s.last_recv
-            bucket.observe(_JITTER, abs(gap - interval) * 1e6)
+            self._jitter.append(abs(gap - interval) * 1e6)
             if gap > 1.5 * interval:
                 counts[_MISSED] += round(gap / interval) - 1
         s.received += 1
@@ -166,24 +207,24 @@ class TickCollector:
 
     def on_ack(self, s: SessionTicks, ack: int, now: float, second: int) -> None:
         """A message that only acknowledges input ``ack`` (a PING answer): one round trip."""
-        bucket = self.agg.bucket(second)
+        bucket = self._bucket if second == self._second else self._pending(second)
         bucket.counts[_MESSAGES] += 1
         inputs = s._inputs
         sent = None
         while inputs and inputs[0][0] <= ack:
             sent = inputs.popleft()
         if sent is not None and sent[0] == ack:
-            bucket.observe(_RTT, (now - sent[1]) * 1e6)
+            self._rtt.append((now - sent[1]) * 1e6)
 
     def unreadable(self, reason: str, second: int) -> None:
         """A message the protocol refused (``ProtocolError.reason``): counted, never fatal."""
-        counts = self.agg.bucket(second).counts
+        counts = self._agg.bucket(second).counts
         counts[_MESSAGES] += 1
         counts[PROTOCOL_ERROR(reason)] += 1
 
     def other(self, second: int, nominal_hz: float | None = None) -> None:
         """Any other message; a welcome that announces the server's nominal rate adds it."""
-        counts = self.agg.bucket(second).counts
+        counts = self._agg.bucket(second).counts
         counts[_MESSAGES] += 1
         if nominal_hz:
             counts[WELCOMES()] += 1
@@ -195,11 +236,12 @@ class TickCollector:
 
     def sender_failed(self) -> None:
         """The input sender of a session stopped on a protocol bug (a Protocol subclass's)."""
-        self.agg.count(PROTOCOL_ERROR("input_message"))
+        self._agg.count(PROTOCOL_ERROR("input_message"))
 
     def roll(self, second: int, connected: int) -> None:
         """Close second ``second`` for every session: its server rate and arrival count."""
-        bucket = self.agg.bucket(second)
+        self.flush()
+        bucket = self._agg.bucket(second)
         bucket.counts[_CONNECTED] += connected
         for s in self.sessions:
             if s.last_tick < 0:
@@ -223,6 +265,39 @@ class TickCollector:
             bucket.observe(_RATE, rate * 100)
             # The next window starts at this one's last tick, so no interval is lost between seconds.
             s.w_first_tick, s.w_first_ts, s.w_count = s.w_last_tick, s.w_last_ts, 1
+
+
+def observe_many(bucket: Bucket, name: str, values: list[float]) -> None:
+    """``bucket.observe(name, v)`` for every ``v`` in ``values``, in one numpy pass."""
+    hist = bucket.hists.get(name)
+    if hist is None:
+        hist = bucket.hists[name] = new_histogram(hist_unit(name))
+    low, high = _limits(name)
+    floats = np.asarray(values, dtype=np.float64)
+    floats = floats[~np.isnan(floats)]
+    # Clamping before truncating is the same as Bucket.observe's int() then clamp: low and high
+    # are integers.
+    record_many(hist, np.trunc(np.clip(floats, low, high)).astype(np.int64))
+
+
+def record_many(hist: HdrHistogram, values: np.ndarray) -> None:
+    """``hist.record_value(v)`` for every ``v`` in ``values`` (int64, each trackable by ``hist``):
+    hdrh's own index arithmetic (``_counts_index_for``) done on arrays."""
+    if values.size == 0:
+        return
+    # bit length of (v | sub_bucket_mask): exact through float64 for values below 2**53.
+    pow2ceiling = np.frexp((values | hist.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+    bucket_index = pow2ceiling - hist.unit_magnitude - (hist.sub_bucket_half_count_magnitude + 1)
+    sub_bucket_index = values >> (bucket_index + hist.unit_magnitude)
+    index = ((bucket_index + 1) << hist.sub_bucket_half_count_magnitude) + sub_bucket_index - hist.sub_bucket_half_count
+    slots, counts = np.unique(index, return_counts=True)
+    if slots[0] < 0 or slots[-1] >= hist.counts_len:
+        raise ValueError("value outside the histogram's trackable range")
+    array = np.ctypeslib.as_array(hist.counts)
+    array[slots] += counts.astype(array.dtype)
+    hist.total_count += int(values.size)
+    hist.min_value = min(hist.min_value, int(values.min()))
+    hist.max_value = max(hist.max_value, int(values.max()))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -82,6 +83,20 @@ class Stage:
     duration: float
     users: int
     spawn_rate: float
+
+
+#: Sessions one worker process holds at 60 Hz well below saturation (44% of a core at 500 with
+#: every collector on; bench/ws_engine.py, docs/performance.md): what ``load.workers = "auto"``
+#: plans with. 1,000 per worker is the engine's goal, not yet shown with lag under a tick period.
+SESSIONS_PER_WORKER = 500
+
+
+def workers_for(peak_users: int, cores: int | None = None) -> int:
+    """``load.workers = "auto"``: enough workers for ``peak_users`` at :data:`SESSIONS_PER_WORKER`
+    each, at most one per core (the engine thread of a worker needs a core of its own)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 64, -(-peak_users // SESSIONS_PER_WORKER)))
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,18 @@
 Why not a WebSocket client per Locust user? Measured on this kind of machine (see docs/harness.md
 for the figures): ``websockets.sync`` under gevent can abort the whole process
 (a libev watcher on a closed fd), and ``websocket-client`` starves other greenlets once a reader
-falls behind. ``websockets.asyncio`` clients on their own thread receive more messages per CPU-second
-with lower lag, and the per-message work (parse, update aggregates) never touches gevent.
+falls behind. Asyncio clients on their own thread receive more messages per CPU-second with lower
+lag, and the per-message work (parse, update aggregates) never touches gevent.
+
+The WebSocket layer sits behind a seam (:mod:`loadtest.runtime.transport`): ``picows`` (compiled;
+:mod:`~loadtest.runtime.ws_picows`) by default, on a uvloop loop, and ``websockets``
+(:mod:`~loadtest.runtime.ws_websockets`) as the portable fallback; player inputs come from one
+clock per rate (:mod:`loadtest.runtime.inputs`). docs/performance.md has the figures.
 
 The rules that make this safe inside a gevent-patched process:
 
 - the thread is a real one (``_thread.start_new_thread`` from before patching) and its loop uses an
-  unpatched selector;
+  unpatched selector (or is uvloop's, which never sees gevent's selectors);
 - host names are resolved on the gevent side; the loop only ever sees IP addresses;
 - the thread never touches gevent or Locust objects. Commands go in with
   ``loop.call_soon_threadsafe``; results come out through a deque and a gevent ``async_`` watcher,
@@ -25,8 +30,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import random
-import socket
 import ssl
 import time
 import traceback
@@ -38,17 +43,18 @@ from typing import Any
 import gevent
 import gevent.event
 from gevent import monkey
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import Frame, Opcode
 
 from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError, loads
 from loadtest.collectors.ticks import TickCollector
+from loadtest.runtime import transport as _transport
+from loadtest.runtime.inputs import InputClock
+from loadtest.runtime.transport import MAX_MESSAGE, Closed, Connection, HandshakeFailed, HandshakeRefused
 
 log = logging.getLogger(__name__)
 
-#: Largest server message accepted; above this the session is closed with 1009.
-MAX_MESSAGE = 1 << 20
+__all__ = ["MAX_MESSAGE", "ConnectOutcome", "SessionEnd", "SessionHandle", "SessionSpec", "WebSocketEngine"]
+#: Environment variable that picks the engine thread's loop: ``uvloop`` or ``asyncio``.
+LOOP_ENV = "LOADTEST_WS_LOOP"
 #: Period of the loop-lag probe.
 LAG_PROBE = 0.1
 
@@ -159,63 +165,33 @@ class _Live:
     def __init__(self, spec: SessionSpec) -> None:
         self.spec = spec
         self.codec: Protocol = spec.protocol.session()
-        self.ws: ClientConnection | None = None
+        self.ws: Connection | None = None
         self.task: asyncio.Task[None] | None = None
         self.close = False
         self.abort = False
         self.storm = False
 
 
-class _Connection(ClientConnection):
-    """A client connection that hands each whole message to ``on_message`` as its frame is parsed.
+class WebSocketEngine:
+    """Every session of one process: the gevent side's API and the engine thread's work.
 
-    Why: websockets' ``async for`` path queues every message in an assembler and wakes the reading
-    task through a future; at 500 sessions of 60 Hz ticks that machinery was about a fifth of the
-    engine thread (bench/ws_engine.py, docs/performance.md). ``process_event`` is the method
-    websockets' own subclasses override to see events; framing, limits, pings and closing stay
-    websockets'. A fragmented message or text that is not valid UTF-8 takes websockets' normal
-    path (iterate the connection to get it), and from then on every message of that connection
-    does, so messages are never reordered. While ``on_message`` is None (the handshake, a
-    protocol's join) nothing changes.
+    ``transport`` is ``picows`` (compiled, the default where installed) or ``websockets`` (pure
+    Python); ``loop`` is ``uvloop`` (the default with picows, where installed) or ``asyncio``.
+    Both default to ``$LOADTEST_WS_TRANSPORT`` / ``$LOADTEST_WS_LOOP`` when set.
     """
 
-    on_message: Callable[[str | bytes], None] | None = None
-    #: An exception raised by ``on_message``: the connection was aborted; the owner re-raises it.
-    failure: BaseException | None = None
-    _slow = False
-
-    def process_event(self, event: Any) -> None:
-        handler = self.on_message
-        if handler is None or not isinstance(event, Frame) or event.opcode not in _DATA:
-            super().process_event(event)
-            return
-        if self._slow or not event.fin:
-            self._slow = True
-            super().process_event(event)
-            return
-        data = event.data if isinstance(event.data, bytes) else bytes(event.data)
-        if event.opcode is Opcode.TEXT:
-            try:
-                message: str | bytes = data.decode()
-            except UnicodeDecodeError:
-                self._slow = True  # websockets closes with 1007, as it always did
-                super().process_event(event)
-                return
-        else:
-            message = data
-        try:
-            handler(message)
-        except Exception as exc:
-            self.failure = exc
-            self.on_message = None
-            self.transport.abort()
-
-
-_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
-
-
-class WebSocketEngine:
-    def __init__(self, ticks: TickCollector, on_records: Callable[[list[Any]], None], worker: str) -> None:
+    def __init__(
+        self,
+        ticks: TickCollector,
+        on_records: Callable[[list[Any]], None],
+        worker: str,
+        *,
+        transport: str | None = None,
+        loop: str | None = None,
+    ) -> None:
+        self.transport = _transport.choose(transport)
+        self._connect = _transport.connector(self.transport)
+        self.loop_kind = _choose_loop(loop, self.transport)
         self.ticks = ticks
         self._on_records = on_records
         self._worker = worker
@@ -230,14 +206,20 @@ class WebSocketEngine:
         self._lag_max = 0.0
         self._tlog = _ThreadLogger(self._post)
         self._background: set[asyncio.Future[Any]] = set()  # thread side: close handshakes under way
+        self._clocks: dict[float, InputClock] = {}  # thread side: input rate -> its clock
 
     # -- gevent side ---------------------------------------------------------------------
 
     def start(self) -> None:
         if self._running:
             return
-        selector_class = monkey.get_original("selectors", "DefaultSelector")
-        self._loop = asyncio.SelectorEventLoop(selector_class())
+        if self.loop_kind == "uvloop":
+            import uvloop  # libuv's own loop: it never sees gevent's patched selectors
+
+            self._loop = uvloop.new_event_loop()
+        else:
+            selector_class = monkey.get_original("selectors", "DefaultSelector")
+            self._loop = asyncio.SelectorEventLoop(selector_class())
         self._wake = gevent.event.Event()
         self._watcher = gevent.get_hub().loop.async_()
         self._watcher.start(self._wake.set)
@@ -349,10 +331,14 @@ class WebSocketEngine:
         try:
             loop.run_forever()
         finally:
-            for task in (ticker, probe):
-                task.cancel()
+            tasks = [ticker, probe, *(clock.stop() for clock in self._clocks.values())]
+            for task in tasks:
+                if task is not None:
+                    task.cancel()
             with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.gather(ticker, probe, return_exceptions=True))
+                pending = [task for task in tasks if task is not None]
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.ticks.flush()
             self._post("records", self.ticks.agg.drain(self._worker))
             loop.close()
             self._thread_done = True
@@ -366,11 +352,11 @@ class WebSocketEngine:
         else:
             self._post("log", logging.ERROR, message)
 
-    def _close_later(self, ws: ClientConnection, farewell: str | bytes | None = None) -> None:
+    def _close_later(self, ws: Connection, farewell: str | bytes | None = None) -> None:
         """Start a close handshake without waiting for it; keep the task referenced until done.
 
         ``farewell`` goes first, for backends that tell a leave from a drop by a message."""
-        future = asyncio.ensure_future(_leave(ws, farewell) if farewell is not None else ws.close())
+        future = asyncio.ensure_future(ws.close(farewell))
         self._background.add(future)
         future.add_done_callback(self._background.discard)
 
@@ -392,7 +378,7 @@ class WebSocketEngine:
         if abort:
             live.abort = True
             live.storm = storm
-            live.ws.transport.abort()
+            live.ws.abort()
         else:
             live.close = True
             self._close_later(live.ws, live.codec.leave_message())
@@ -415,21 +401,8 @@ class WebSocketEngine:
         sock = None
         try:
             async with asyncio.timeout(spec.open_timeout):
-                sock = await _open_tcp(spec)
-                ws = await connect(
-                    spec.url,
-                    sock=sock,
-                    ssl=spec.ssl,
-                    server_hostname=spec.server_hostname if spec.ssl else None,
-                    proxy=None,
-                    compression=None,
-                    open_timeout=spec.open_timeout,
-                    close_timeout=spec.close_timeout,
-                    max_size=MAX_MESSAGE,
-                    user_agent_header="game-loadtest",
-                    logger=self._tlog,
-                    create_connection=_Connection,
-                )
+                sock = await _transport.open_tcp(spec)
+                ws = await self._connect(spec, sock, self._tlog)
         except asyncio.CancelledError:
             _close_socket(sock)
             self._post("failed", sid, ConnectOutcome(False, reason="cancelled"))
@@ -450,7 +423,7 @@ class WebSocketEngine:
             self._post("failed", sid, outcome)
             self._live.pop(sid, None)
             if live.abort:
-                ws.transport.abort()
+                ws.abort()
             else:
                 self._close_later(ws)
             return
@@ -461,19 +434,19 @@ class WebSocketEngine:
             # A bug here must not leave a player waiting forever: the session still ends, loudly.
             self._tlog.error("session %d failed: %r", sid, exc, exc_info=exc)
             end = SessionEnd("error", None, time.perf_counter() - started, 0)
-            ws.transport.abort()
+            ws.abort()
         finally:
             self._live.pop(sid, None)
         self._post("ended", sid, end)
 
-    async def _open(self, live: _Live, ws: ClientConnection) -> Opening:
+    async def _open(self, live: _Live, ws: Connection) -> Opening:
         """The protocol's join after the handshake (nothing for the reference protocol)."""
         try:
             async with asyncio.timeout(live.spec.open_timeout):
                 return await live.codec.open(ws)
-        except (ConnectionClosed, asyncio.CancelledError):
-            received = ws.protocol.close_rcvd
-            return Opening(False, reason=f"closed_{received.code}" if received is not None else "closed")
+        except (Closed, asyncio.CancelledError):
+            code = ws.close_code
+            return Opening(False, reason=f"closed_{code}" if code is not None else "closed")
         except TimeoutError:
             return Opening(False, reason="join_timeout")
         except ProtocolError as exc:
@@ -482,14 +455,17 @@ class WebSocketEngine:
             self._tlog.error("joining after the handshake failed: %r", exc, exc_info=exc)
             return Opening(False, reason="protocol_error_unexpected")
 
-    async def _hold(self, sid: int, live: _Live, ws: ClientConnection, started: float) -> SessionEnd:
+    async def _hold(self, sid: int, live: _Live, ws: Connection, started: float) -> SessionEnd:
         spec = live.spec
         protocol = live.codec
         ticks = self.ticks
         if not spec.measure:
             return await self._hold_quietly(live, ws, started)
         state = ticks.open()
-        sender = asyncio.ensure_future(self._send_inputs(ws, spec, state, protocol))
+        clock = self._clocks.get(spec.input_rate)
+        if clock is None:
+            clock = self._clocks[spec.input_rate] = InputClock(spec.input_rate, self._sender_failed)
+        clock.add(sid, ws, state, protocol)
         on_tick = ticks.on_tick
         parse = protocol.parse_message
         interval = protocol.patch_interval
@@ -522,26 +498,15 @@ class WebSocketEngine:
 
         if live.close:
             self._close_later(ws, protocol.leave_message())
-        fast = isinstance(ws, _Connection)
-        if fast:
-            ws.on_message = on_message  # whole messages are handled as their frames are parsed
         try:
-            async for raw in ws:  # what the fast path leaves to websockets (fragmented, bad UTF-8)
-                on_message(raw)
-        except ConnectionClosed:
-            pass
+            await ws.run(on_message)  # raises what on_message raised: the session ends as "error"
         except asyncio.CancelledError:
             live.close = True
         finally:
-            if fast:
-                ws.on_message = None
-            sender.cancel()
+            clock.remove(sid)
             ticks.close(state)
             self._live.pop(sid, None)
-        if fast and ws.failure is not None:
-            raise ws.failure  # a bug in message handling: the session ends as "error", as before
-        received = ws.protocol.close_rcvd
-        code = received.code if received is not None else None
+        code = ws.close_code
         if live.storm:
             reason = "storm_client_drop"
         elif live.abort:
@@ -554,42 +519,23 @@ class WebSocketEngine:
             reason = "abnormal"
         return SessionEnd(reason, code, time.perf_counter() - started, messages)
 
-    async def _hold_quietly(self, live: _Live, ws: ClientConnection, started: float) -> SessionEnd:
+    async def _hold_quietly(self, live: _Live, ws: Connection, started: float) -> SessionEnd:
         """A probe's session: read until closed, count nothing."""
         messages = 0
-        try:
-            async for _ in ws:
-                messages += 1
-        except (ConnectionClosed, asyncio.CancelledError):
-            pass
-        received = ws.protocol.close_rcvd
-        code = received.code if received is not None else None
+
+        def count(_raw: str | bytes) -> None:
+            nonlocal messages
+            messages += 1
+
+        with contextlib.suppress(asyncio.CancelledError):
+            await ws.run(count)
+        code = ws.close_code
         reason = "client" if live.close or live.abort else (f"server_{code}" if code is not None else "abnormal")
         return SessionEnd(reason, code, time.perf_counter() - started, messages)
 
-    async def _send_inputs(self, ws: ClientConnection, spec: SessionSpec, state: Any, protocol: Protocol) -> None:
-        loop = asyncio.get_running_loop()
-        period = 1.0 / spec.input_rate
-        rng = random.Random()
-        x = y = 0.0
-        seq = 0
-        deadline = loop.time() + rng.uniform(0, period)
-        try:
-            while True:
-                now = loop.time()
-                # Fall behind rather than burst: a late loop must not flood the server with inputs.
-                deadline = max(deadline + period, now)
-                await asyncio.sleep(deadline - now)
-                seq += 1
-                x = max(-1.0, min(1.0, x + rng.uniform(-0.3, 0.3)))
-                y = max(-1.0, min(1.0, y + rng.uniform(-0.3, 0.3)))
-                state.sent_input(seq, time.time())
-                await ws.send(protocol.input_message(seq, x, y))
-        except (ConnectionClosed, asyncio.CancelledError):
-            return
-        except Exception as exc:  # a Protocol subclass's bug: say so, once, and count it
-            self._tlog.error("input sender stopped: %r", exc, exc_info=exc)
-            self.ticks.sender_failed()
+    def _sender_failed(self, exc: BaseException) -> None:
+        self._tlog.error("input sender stopped: %r", exc, exc_info=exc)
+        self.ticks.sender_failed()
 
     async def _ticker(self) -> None:
         """Once a second: close the second for every session and ship the finished aggregates."""
@@ -641,31 +587,20 @@ class WebSocketEngine:
         self._loop.stop()
 
 
-async def _leave(ws: ClientConnection, farewell: str | bytes) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        await ws.send(farewell)
-    await ws.close()
-
-
-#: The socket class from before gevent patched it. Sockets the engine thread reads are real ones:
-#: a patched socket routes every recv and send through gevent's Python wrapper, which was 8% of the
-#: engine thread's time at 500 sessions (bench/ws_engine.py, docs/performance.md).
-_RealSocket = monkey.get_original("socket", "socket")
-
-
-async def _open_tcp(spec: SessionSpec) -> Any:
-    """A connected, non-blocking TCP socket to the resolved address, from ``local_addr`` if given."""
-    family = socket.AF_INET6 if ":" in spec.address else socket.AF_INET
-    sock = _RealSocket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        if spec.local_addr is not None:
-            sock.bind(spec.local_addr)
-        await asyncio.get_running_loop().sock_connect(sock, (spec.address, spec.port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+def _choose_loop(name: str | None, transport: str) -> str:
+    """``name``, else ``$LOADTEST_WS_LOOP``, else uvloop with picows where installed, else asyncio."""
+    name = name or os.environ.get(LOOP_ENV) or None
+    if name is not None:
+        if name not in ("uvloop", "asyncio"):
+            raise ValueError(f"unknown engine loop {name!r} (allowed: uvloop, asyncio)")
+        return name
+    if transport == "picows":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            return "asyncio"
+        return "uvloop"
+    return "asyncio"
 
 
 def _close_socket(sock: Any) -> None:
@@ -675,18 +610,17 @@ def _close_socket(sock: Any) -> None:
 
 
 def _classify_failure(exc: BaseException) -> ConnectOutcome:
-    if isinstance(exc, InvalidStatus):
-        response = exc.response
+    if isinstance(exc, HandshakeRefused):
         try:
-            body = loads(response.body or b"null")
+            body = loads(exc.body or b"null")
         except ProtocolError:  # not JSON, or nested deep enough to recurse: no reason to read
             body = None
-        return ConnectOutcome(False, reason=f"refused_{response.status_code}", status=response.status_code, body=body)
+        return ConnectOutcome(False, reason=f"refused_{exc.status}", status=exc.status, body=body)
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return ConnectOutcome(False, reason="tls_error")
     if isinstance(exc, TimeoutError):
         return ConnectOutcome(False, reason="timeout")
-    if isinstance(exc, InvalidHandshake):
+    if isinstance(exc, HandshakeFailed):
         return ConnectOutcome(False, reason="handshake_error")
     if isinstance(exc, OSError):
         return ConnectOutcome(False, reason="connection_error")

