@@ -12,7 +12,7 @@ import pytest
 
 from loadtest.backend import BackendProcess
 from loadtest.collectors import reconnects
-from loadtest.results.live import LiveLog
+from loadtest.results.runfolder import LogTail, RunFolder
 from tests.client import GameClient, wait_until
 from tests.conftest import GENEROUS_LIMITS
 from tests.locust_run import ROOT, LocustResult, RunningLocust, assert_clean, run_healthy, run_locust, saturation
@@ -91,9 +91,10 @@ def test_degradation_is_detected_under_slow_tick_with_a_full_room_and_not_withou
         )
 
 
-def recovered_in_log(live: LiveLog) -> float:
-    live.poll()
-    return live.totals.get(reconnects.NAME, {}).get("recovered", 0)
+def recovered_in_log(tail: LogTail, seen: list[float]) -> float:
+    """Recoveries the run log holds so far, read through a tail (each line once)."""
+    seen += [r.counts.get(reconnects.RECOVERED(), 0) for r in tail.poll() if r.collector == reconnects.NAME]
+    return sum(seen)
 
 
 def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path) -> None:
@@ -115,7 +116,7 @@ def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path
     )
     with BackendProcess(args=args) as backend:
         client = GameClient(backend.url)
-        live = LiveLog(tmp_path / "run")
+        tail, seen = RunFolder(tmp_path / "run").tail(), []
         run = RunningLocust(
             backend.url,
             tmp_path / "run",
@@ -134,7 +135,7 @@ def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path
             assert r.json()["dropped"] == players
             assert wait_until(lambda: client.metric("gamebackend_players") == players, timeout=40)
             # The last recovery reaches the run log within the second it happened in.
-            assert wait_until(lambda: recovered_in_log(live) == players, timeout=15)
+            assert wait_until(lambda: recovered_in_log(tail, seen) == players, timeout=15)
         finally:
             result = run.stop()
     assert_clean(result)

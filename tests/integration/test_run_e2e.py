@@ -44,7 +44,9 @@ def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_pat
     assert summary["cors"]["findings"] == []
     suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
     assert suite is not None
-    assert int(suite.get("tests")) == len(summary["gates"]) and suite.get("failures") == "0"
+    # One case per gate, and one saying the run carried out its plan.
+    assert int(suite.get("tests")) == len(summary["gates"]) + 1 and suite.get("failures") == "0"
+    assert suite.get("errors") == "0"
     html = (out / "report.html").read_text()
     assert "PASSED" in html and "tick.p5_hz" in html
     for name in ("aggregates.jsonl", "target_metrics.jsonl", "ticks.csv", "http.csv"):
