@@ -242,7 +242,11 @@ class WebSocketEngine:
         handle = SessionHandle(next(self._ids))
         self._handles[handle.id] = handle
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._start_session, handle.id, spec)
+        try:
+            self._loop.call_soon_threadsafe(self._start_session, handle.id, spec)
+        except RuntimeError:  # the engine is stopping and its loop has closed: no session starts now
+            handle.connected.set(ConnectOutcome(False, reason="engine_stopped"))
+            self._finish(handle, SessionEnd("engine_stopped", None, 0.0, 0))
         return handle
 
     def close(self, handle: SessionHandle, *, abort: bool = False, storm: bool = False) -> None:
@@ -252,7 +256,8 @@ class WebSocketEngine:
         as ``storm_client_drop``, an unexpected end, and the player reconnects by its policy.
         """
         if self._running and self._loop is not None and not handle.ended.ready():
-            self._loop.call_soon_threadsafe(self._close_session, handle.id, abort or storm, storm)
+            with contextlib.suppress(RuntimeError):  # a loop already closed has closed every session
+                self._loop.call_soon_threadsafe(self._close_session, handle.id, abort or storm, storm)
 
     def drop(self, fraction: float, rng: random.Random | None = None) -> int:
         """A client-side storm: abruptly drop ``fraction`` of the connected sessions at once."""

@@ -185,10 +185,12 @@ class Harness:
             self.flow.ship(final=True)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        # Probes first: one that starts a session while the engine stops would count our own
+        # shutdown as a probe it could not carry out.
+        self.coordinator.stop()
         if self._engine is not None:
             self._engine.stop()
             self._engine = None
-        self.coordinator.stop()
         self.flow.stop_shipping()
         self.flow.ship(final=True)
         if self.runs is not None:
