@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 SCENARIO = """
@@ -56,6 +57,7 @@ def _until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
     raise AssertionError(f"{what} did not happen within {timeout:g} s")
 
 
+@pytest.mark.xdist_group("heavy")  # a web UI steering real tests: its waits assume a core to itself
 def test_two_tests_from_the_web_ui_are_two_finished_run_folders(tmp_path: Path) -> None:
     scenario = tmp_path / "webruns.toml"
     scenario.write_text(SCENARIO, encoding="utf-8")
