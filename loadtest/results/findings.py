@@ -137,6 +137,34 @@ def _sessions(s: dict[str, Any]) -> list[str]:
     return out
 
 
+#: Protocol-error reasons of an HTTP step that mean "no answer in time".
+UNANSWERED = ("timeout", "deadline_exceeded")
+
+
+def _unanswered(s: dict[str, Any]) -> list[str]:
+    """Requests that got no answer (a timeout, a connection that failed: status 0), per step, and
+    when the target stopped answering altogether."""
+    errors = s.get("protocol_errors", {}).get("http", {})
+    out = []
+    for step, stats in sorted((s.get("http") or {}).items()):
+        silent = int((stats.get("status") or {}).get("0", 0))
+        timed_out = sum(int(errors.get(f"{step}:{reason}", 0)) for reason in UNANSWERED)
+        if silent or timed_out:
+            parts = [f"{silent} got no answer (status 0)"] if silent else []
+            parts += [f"{timed_out} timed out"] if timed_out else []
+            out.append(f"{step}: {' and '.join(parts)} of {stats.get('count', 0)} requests.")
+    silent_from = (s.get("integrity") or {}).get("target_silent_from_s")
+    if silent_from is not None:
+        out.append(f"The target stopped answering at {silent_from} s: no request got an answer after that.")
+    scrape = s.get("target_metrics") or {}
+    if scrape.get("failing_from_s") is not None:
+        out.append(
+            f"The target's /metrics stopped answering at {scrape['failing_from_s']} s "
+            f"({scrape.get('failed_scrapes', 0)} scrapes failed): its own counters after that are missing."
+        )
+    return out
+
+
 def _cors(s: dict[str, Any]) -> list[str]:
     cors = s.get("cors") or {}
     return [
@@ -167,6 +195,7 @@ RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _rate_limits,
     _seat_hoarding,
     _sessions,
+    _unanswered,
     _cors,
     _generator,
     _tls,

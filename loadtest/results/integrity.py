@@ -117,6 +117,8 @@ def check(
     scrape = summary.get("target_metrics")
     if isinstance(scrape, dict) and scrape.get("scraped") is False:
         notes.append("the target's /metrics could not be scraped: its own counters are not compared")
+    elif isinstance(scrape, dict) and scrape.get("failing_from_s") is not None:
+        notes.append(f"the target's /metrics stopped answering at {scrape['failing_from_s']} s")
     return {
         "carried_out": not reasons,
         "reasons": reasons,

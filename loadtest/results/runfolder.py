@@ -274,7 +274,20 @@ class RunFolder:
             return {"scraped": False, "errors": [e.get("error") for e in errors][:3]}
         first, last = scrapes[0]["samples"], scrapes[-1]["samples"]
         delta = {k: round(last[k] - first.get(k, 0.0), 6) for k in last if k.split("{", 1)[0].endswith("_total")}
-        return {"scraped": True, "scrapes": len(scrapes), "start": first, "end": last, "delta": delta}
+        # Scraping that stopped working: failures after the last success, from the first of them.
+        after = [e for e in errors if float(e.get("t", 0)) > float(scrapes[-1].get("t", 0))]
+        started = self.run_info().get("started") or scrapes[0].get("t")
+        failing_from = None if not after or started is None else round(float(after[0]["t"]) - float(started))
+        return {
+            "scraped": True,
+            "scrapes": len(scrapes),
+            "failed_scrapes": len(errors),
+            "failing_from_s": failing_from,
+            "errors": [e.get("error") for e in after][:3],
+            "start": first,
+            "end": last,
+            "delta": delta,
+        }
 
     # -- the log -------------------------------------------------------------------------------
 

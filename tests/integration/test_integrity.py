@@ -153,6 +153,10 @@ def test_a_target_that_stops_answering_is_not_carried_out(tmp_path: Path) -> Non
     integrity = _integrity(out)
     assert integrity["target_silent_from_s"] is not None
     assert any("stopped answering" in r for r in integrity["reasons"]), integrity["reasons"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["target_metrics"]["failing_from_s"] is not None, "the scrapes stopped working too"
+    said = " ".join(summary["findings"])
+    assert "got no answer (status 0)" in said and "/metrics stopped answering" in said, said
 
 
 def test_ctrl_c_in_a_terminal_stops_the_load_before_the_embedded_backend(tmp_path: Path) -> None:

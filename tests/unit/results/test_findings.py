@@ -138,3 +138,21 @@ def test_a_race_is_told_from_reuse() -> None:
     assert "check-then-consume race" in race_only
     with_reuse = " ".join(sentences(summary(4)))
     assert "reuse, not a race" in with_reuse and "check-then-consume" not in with_reuse
+
+
+def test_unanswered_requests_and_a_silent_target_are_said_with_counts_and_times() -> None:
+    from loadtest.results.findings import findings as sentences
+
+    summary = {
+        "http": {
+            "/join": {"count": 64, "status": {"200": 20, "0": 44}},
+            "/request_token": {"count": 9, "status": {"200": 9}},
+        },
+        "protocol_errors": {"http": {"/join:deadline_exceeded": 3}},
+        "integrity": {"target_silent_from_s": 12},
+        "target_metrics": {"scraped": True, "failing_from_s": 13, "failed_scrapes": 4},
+    }
+    said = " ".join(sentences(summary))
+    assert "/join: 44 got no answer (status 0) and 3 timed out of 64 requests." in said
+    assert "/request_token" not in said
+    assert "stopped answering at 12 s" in said and "/metrics stopped answering at 13 s (4 scrapes failed)" in said
