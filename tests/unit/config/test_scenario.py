@@ -52,7 +52,7 @@ def refusal(path: Path, overrides: list[str] = ()) -> ScenarioError:
         ("[probes]\nrate_limit_steps = []\n", "probes.rate_limit_steps", "at least 1"),
         ('[target]\ndefects = ["ticket-replay", "nope"]\n', "target.defects[1]", "one of: "),
         ("[target.backend]\ngame_servers = 1.5\n", "target.backend.game_servers", "not a whole number"),
-        ('[player]\nsource_addresses = ["10.0.0.1"]\n', "player.source_addresses", "not a loopback address"),
+        ('[player]\nsource_addresses = ["192.0.2.1"]\n', "player.source_addresses", "not a loopback address"),
         ('[player]\njoin_mode = "code"\n', "player.room", "needs a room code"),
         ("[player.reconnect]\nbase = 10\ncap = 5\n", "player.reconnect.cap", "must be >= base"),
         ("[player.reconnect]\njitter = [1]\n", "player.reconnect.jitter", "[min, max]"),

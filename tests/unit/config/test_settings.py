@@ -117,7 +117,7 @@ def test_unset_options_leave_the_settings_file_alone() -> None:
         ({"lt_storm": ["at=1", "at=3,side=moon"]}, "--lt-storm: [1].side: 'moon' is not allowed"),
         ({"lt_storm": ["side=client"]}, "--lt-storm: [0].at: required"),
         ({"lt_reconnect_jitter": "1,0.5"}, "--lt-reconnect-jitter: must be >= jitter_min"),
-        ({"lt_source_addresses": "10.0.0.1"}, "--lt-source-addresses: 10.0.0.1 is not a loopback address"),
+        ({"lt_source_addresses": "192.0.2.1"}, "--lt-source-addresses: 192.0.2.1 is not a loopback address"),
         ({"lt_replay_kinds": ["nope"]}, "--lt-replay-kinds: unknown nope"),
         ({"lt_reconnect_base": "40"}, "player.reconnect.cap (--lt-reconnect-cap): must be >= base (40 s)"),
         ({"lt_join_mode": "code"}, "player.room (--lt-room): join mode 'code' needs a room code"),
