@@ -28,6 +28,7 @@ from loadtest.config.scenario import Scenario
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
 from loadtest.exitcodes import ExitCode
 from loadtest.results.gates import GateResult
+from loadtest.results.integrity import load_lines
 from loadtest.results.live import Live
 from loadtest.results.runfolder import DRIVER_ENV, SCENARIO_ENV, RunFolder, RunFolderError, prepare, run_dirs
 from loadtest.results.verdict import EXIT_CODES, finish, judged
@@ -278,6 +279,8 @@ def print_summary(summary: dict[str, Any], results: list[GateResult], out_dir: P
         _say(f"  not carried out: {reason}")
     for note in integrity.get("notes", []):
         _say(f"  note: {note}")
+    for line in load_lines(integrity, short=True):
+        _say(f"  {line}")
     _say("-" * 78)
 
     def fmt(value: Any, unit: str = "") -> str:

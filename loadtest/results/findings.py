@@ -127,7 +127,8 @@ def _sessions(s: dict[str, Any]) -> list[str]:
     storms = s.get("reconnect", {}).get("storms", 0)
     if ws.get("unexpected_disconnects") and not storms:
         out.append(f"{ws['unexpected_disconnects']} sessions were lost without any storm being scheduled.")
-    failed = ws.get("connect_failed", {})
+    # Timed-out connects have a sentence of their own (_connect_timeouts).
+    failed = {k: v for k, v in ws.get("connect_failed", {}).items() if k != "timeout"}
     if failed:
         out.append("WebSocket connects failed: " + ", ".join(f"{k} x{v}" for k, v in failed.items()) + ".")
     errors = s.get("protocol_errors", {})
@@ -165,6 +166,24 @@ def _unanswered(s: dict[str, Any]) -> list[str]:
     return out
 
 
+# -- WebSocket connects that timed out (issue 13): a target that takes the connection but never
+# answers the upgrade leaves the users running and no player connected.
+
+
+def _connect_timeouts(s: dict[str, Any]) -> list[str]:
+    ws = s.get("ws", {})
+    timed_out = int((ws.get("connect_failed") or {}).get("timeout", 0))
+    if not timed_out:
+        return []
+    attempts = int(ws.get("sessions_opened", 0)) + int(ws.get("connect_failed_total", timed_out))
+    players = (s.get("integrity") or {}).get("peak_connected", s.get("tick", {}).get("peak_players"))
+    connected = f"; at most {players} players were ever connected at once" if players is not None else ""
+    return [
+        f"{timed_out} of {attempts} WebSocket connects timed out: the target did not complete the upgrade "
+        f"within player.connect_timeout{connected}."
+    ]
+
+
 def _cors(s: dict[str, Any]) -> list[str]:
     cors = s.get("cors") or {}
     return [
@@ -196,6 +215,7 @@ RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _seat_hoarding,
     _sessions,
     _unanswered,
+    _connect_timeouts,
     _cors,
     _generator,
     _tls,

@@ -29,10 +29,21 @@ SILENT_TAIL_S = 5
 STORM_SLACK_S = 5
 
 
+class WorkerReached(Section):
+    """One worker's load in a stage: the users Locust asked of it, ran, and its players."""
+
+    users_planned: int | None
+    users_reached: int | None
+    peak_connected: int | None
+
+
 class StageReached(Section):
     stage: int
     users: int
     peak_connected: int
+    #: The most Locust users running at once (all workers); None when the run did not record it.
+    users_reached: int | None = None
+    per_worker: dict[str, WorkerReached] = {}
 
 
 class LostWorker(Section):
@@ -95,7 +106,7 @@ def check(
     if t0 is None:
         reasons.append("no data was recorded: no player ran")
 
-    planned, stages = _load(reduction, scenario, reasons)
+    planned, stages = _load(reduction, scenario, summary, reasons)
     expected, seen, lost = _workers(reduction, scenario, reasons)
     storms = _storms(summary, settings, reasons, notes)
     probes = _probes(summary, settings, reasons, notes)
@@ -138,31 +149,97 @@ def check(
     }
 
 
-def _load(reduction: Reduction, scenario: Any, reasons: list[str]) -> tuple[int | None, list[dict[str, Any]]]:
-    rows: Sequence[ticks.TickSecond] = getattr(reduction.reducer(ticks.NAME), "seconds", [])
-    t0 = reduction.first_second or 0
+def _load(
+    reduction: Reduction, scenario: Any, summary: Mapping[str, Any], reasons: list[str]
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """Per stage (a run without stages is one): users planned, Locust users reached, players
+    (connected sessions) reached, and the same per worker. Players short of the plan is a reason,
+    worded by where the load stopped: users Locust never ran, or users that never got connected."""
     if scenario is None:
         return None, []
+    rows: Sequence[ticks.TickSecond] = getattr(reduction.reducer(ticks.NAME), "seconds", [])
+    gen = reduction.reducer(generator.NAME)
+    load: Sequence[tuple[int, dict[str, generator.WorkerLoad]]] = getattr(gen, "load", [])
+    t0 = reduction.first_second or 0
     stages = list(getattr(scenario, "stages", ()) or ())
-    if not stages:
-        planned = int(scenario.users)
-        peak = max((r.players for r in rows), default=0)
-        if peak < LOAD_REACHED * planned:
-            reasons.append(f"load not reached: at most {peak} of {planned} planned players were connected at once")
-        return planned, []
+    staged = bool(stages)
+    if not staged:
+        last = (reduction.last_second - t0 + 1) if reduction.last_second is not None else 0
+        stages = [_WholeRun(max(float(getattr(scenario, "duration", 0) or 0), float(last)), int(scenario.users))]
     out, start = [], 0.0
     for i, stage in enumerate(stages):
-        end = start + float(stage.duration)
+        # The last stage, or a run without stages, runs on to the last second recorded.
+        end = float("inf") if i == len(stages) - 1 else start + float(stage.duration)
         inside = [r.players for r in rows if start <= r.second - t0 < end + 1]
         peak = max(inside, default=0)
-        out.append({"stage": i + 1, "users": int(stage.users), "peak_connected": peak})
-        if peak < LOAD_REACHED * int(stage.users):
-            reasons.append(
-                f"load not reached in stage {i + 1}: at most {peak} of {stage.users} planned players "
-                f"were connected between {start:g} s and {end:g} s"
-            )
-        start = end
-    return max(int(s.users) for s in stages), out
+        seconds = [(s, loads) for s, loads in load if start <= s - t0 < end + 1]
+        users = _users_reached(seconds)
+        per_worker = {
+            w: {
+                "users_planned": p["users_planned"],
+                "users_reached": p["users_peak"],
+                "peak_connected": p["connected_peak"],
+            }
+            for w, p in generator.load_peaks(seconds).items()
+        }
+        planned = int(stage.users)
+        out.append(
+            {"stage": i + 1, "users": planned, "peak_connected": peak, "users_reached": users, "per_worker": per_worker}
+        )
+        if peak < LOAD_REACHED * planned:
+            where = f" in stage {i + 1}" if staged else ""
+            span = f" between {start:g} s and {start + float(stage.duration):g} s" if staged else " at once"
+            reasons.append(f"load not reached{where}: {_short_of(users, planned, peak, span, summary)}")
+        start += float(stage.duration)
+    return (max(int(s.users) for s in stages) if stages else None), out
+
+
+class _WholeRun:
+    """A run without ``[[load.stages]]`` judged as one stage."""
+
+    def __init__(self, duration: float, users: int) -> None:
+        self.duration, self.users = duration, users
+
+
+def _users_reached(seconds: Sequence[tuple[int, dict[str, generator.WorkerLoad]]]) -> int | None:
+    """The most Locust users running at once over every worker, or None when no sample recorded users."""
+    totals = [
+        sum(x.users for x in loads.values() if x.users is not None)
+        for _, loads in seconds
+        if any(x.users is not None for x in loads.values())
+    ]
+    return max(totals) if totals else None
+
+
+def _short_of(users: int | None, planned: int, peak: int, span: str, summary: Mapping[str, Any]) -> str:
+    """Where the load stopped short, in words: Locust did not run the users, or the users it ran
+    did not get connected (and what their connects and requests met, with counts)."""
+    if users is not None and users < LOAD_REACHED * planned:
+        return f"Locust ran at most {users} of {planned} planned users, and at most {peak} players were connected{span}"
+    why = _not_connected_why(summary)
+    why = f": {why}" if why else ""
+    if users is not None:
+        return f"{users} of {planned} planned users ran, but at most {peak} of them were connected{span}{why}"
+    return f"at most {peak} of {planned} planned players were connected{span}{why}"
+
+
+def _not_connected_why(summary: Mapping[str, Any]) -> str:
+    """What the players' connects and requests met: timed-out and failed WebSocket connects, and
+    requests that got no answer, with their counts."""
+    ws = summary.get("ws") or {}
+    failed = dict(ws.get("connect_failed") or {})
+    parts = []
+    timed_out = int(failed.pop("timeout", 0))
+    if timed_out:
+        parts.append(f"{timed_out} WebSocket connects timed out")
+    other = sum(int(n) for n in failed.values())
+    if other:
+        parts.append(f"{other} WebSocket connects failed ({', '.join(f'{k} x{v}' for k, v in sorted(failed.items()))})")
+    for step, stats in sorted((summary.get("http") or {}).items()):
+        silent = int((stats.get("status") or {}).get("0", 0))
+        if silent:
+            parts.append(f"{silent} {step} requests got no answer")
+    return ", ".join(parts)
 
 
 def _workers(
@@ -283,3 +360,31 @@ def _silent_from(reduction: Reduction) -> int | None:
     if reduction.last_second - start + 1 < SILENT_TAIL_S:
         return None
     return start - (reduction.first_second or start)
+
+
+def _worker_name(worker: str, short: bool) -> str:
+    """A worker's id for a terminal line: Locust's ids are long (host name, then a uuid)."""
+    return worker if not short or len(worker) <= 14 else "\N{HORIZONTAL ELLIPSIS}" + worker[-12:]
+
+
+def load_lines(integrity: Mapping[str, Any], *, short: bool = False) -> list[str]:
+    """The load plan against what happened, one line per stage and per worker: users planned,
+    Locust users reached, players (connected sessions) reached. The terminal summary and the
+    JUnit integrity case both say it in these words."""
+    out = []
+    for stage in integrity.get("stages") or ():
+        users = stage.get("users_reached")
+        reached = "-" if users is None else str(users)
+        out.append(
+            f"load stage {stage['stage']}: {stage['users']} users planned, {reached} users reached, "
+            f"{stage['peak_connected']} players connected"
+        )
+        for worker, w in sorted((stage.get("per_worker") or {}).items()):
+            planned, ran, connected = (
+                "-" if w.get(k) is None else str(w[k]) for k in ("users_planned", "users_reached", "peak_connected")
+            )
+            out.append(
+                f"  worker {_worker_name(worker, short)}: {planned} users planned, {ran} reached, "
+                f"{connected} players connected"
+            )
+    return out

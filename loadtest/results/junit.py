@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.results.gates import GateResult
+from loadtest.results.integrity import load_lines
 
 INTEGRITY_CASE = "run carried out its plan"
 
@@ -23,12 +24,16 @@ def write_junit(path: Path, scenario: str, results: list[GateResult], *, integri
         errors=str(0 if carried_out else 1),
     )
     case = ET.SubElement(suite, "testcase", classname=f"loadtest.{scenario}", name=INTEGRITY_CASE)
+    load = load_lines(integrity)
     if carried_out:
-        ET.SubElement(case, "system-out").text = "\n".join(integrity["notes"]) or "carried out as planned"
+        said = list(integrity["notes"]) or ["carried out as planned"]
+        ET.SubElement(case, "system-out").text = "\n".join(said + load)
     else:
         reasons = list(integrity["reasons"])
         error = ET.SubElement(case, "error", message="not carried out: " + "; ".join(reasons), type="NotCarriedOut")
         error.text = "\n".join(reasons)
+        if load:  # the plan against what happened, beside the reasons
+            ET.SubElement(case, "system-out").text = "\n".join(load)
     for result in results:
         case = ET.SubElement(suite, "testcase", classname=f"loadtest.{scenario}.gates", name=result.gate.name)
         if not result.passed:

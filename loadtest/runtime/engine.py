@@ -203,6 +203,9 @@ class WebSocketEngine:
         self._running = False
         self._thread_done = False
         self.loop_lag_ms = 0.0  # max over the last second, written by the thread, read by gevent
+        #: Sessions connected (handshake done) at the last second's roll: the players this process
+        #: held. Written by the thread, read by gevent (the generator's per-worker load).
+        self.connected_players = 0
         self._lag_max = 0.0
         self._tlog = _ThreadLogger(self._post)
         self._background: set[asyncio.Future[Any]] = set()  # thread side: close handshakes under way
@@ -552,6 +555,7 @@ class WebSocketEngine:
                 # Players are connected sessions: one still in its handshake is not yet a player.
                 connected = sum(1 for live in self._live.values() if live.spec.measure and live.ws is not None)
                 self.ticks.roll(boundary - 1, connected)
+                self.connected_players = connected
             except Exception as exc:
                 # One bad second must not end every later second's roll for the whole process.
                 self._tlog.error("tick roll of second %d failed: %r", boundary - 1, exc, exc_info=exc)

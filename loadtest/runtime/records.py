@@ -131,7 +131,16 @@ class RecordFlow:
             if self.role != "master":  # the master coordinates; its health is not the generator's
                 lag = engine.loop_lag_ms if engine is not None else 0.0
                 sessions = engine.open_sessions if engine is not None else 0
-                self.collectors.generator.sample(int(time.time()) - 1, lag, sessions)
+                # The load this process was asked for and reached: what integrity compares with the plan.
+                runner = self.environment.runner
+                self.collectors.generator.sample(
+                    int(time.time()) - 1,
+                    lag,
+                    sessions,
+                    users=runner.user_count if runner is not None else None,
+                    users_planned=runner.target_user_count if runner is not None else None,
+                    connected=engine.connected_players if engine is not None else 0,
+                )
             self.ship()
 
     # -- the run folder -------------------------------------------------------------------------

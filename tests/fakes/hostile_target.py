@@ -14,6 +14,8 @@ Modes:
 - ``drip_token``: ``/request_token`` answers one byte a second, forever (a bounded forever);
 - ``deep_refusal``: ``/connect`` refuses every ticket with a 403 whose JSON is nested 100,000 deep;
 - ``opaque``: nothing is broken; the tokens are simply not JWTs (for the replay probe's kinds).
+- ``connect_timeout``: ``/connect`` takes the TCP connection and the upgrade request, then never
+  answers it (each hangs at most ``MAX_SECONDS``): every WebSocket connect times out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from collections import Counter
 from aiohttp import web
 
 MODES = ("huge_tick", "bad_ts", "deep_token", "drip_token", "deep_refusal", "opaque")
+# -- connect_timeout: its own block (other modes are merged in beside it) --
+MODES += ("connect_timeout",)
 TICK_RATE = 20
 #: Longest a session or a dripping reply lasts: every loop here is bounded.
 MAX_SECONDS = 30
@@ -84,6 +88,8 @@ class HostileTarget:
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")
+        if self.mode == "connect_timeout":
+            return await self._never_upgrade(request)
         if self.mode == "deep_refusal":
             return web.Response(status=403, text="[" * 100_000 + "]" * 100_000, content_type="application/json")
         if ticket not in self.tickets:
@@ -112,6 +118,18 @@ class HostileTarget:
             reader.cancel()
         await ws.close()
         return ws
+
+    async def _never_upgrade(self, request: web.Request) -> web.StreamResponse:
+        """``connect_timeout``: hold the upgrade request unanswered until the client gives up (it
+        closes the connection) or ``MAX_SECONDS`` pass, then a 503 nobody waits for. Ending with
+        the client keeps the fake's own shutdown from waiting on hung handlers."""
+        self.tickets.discard(request.query.get("ticket", ""))
+        for _ in range(MAX_SECONDS * 10):
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break
+            await asyncio.sleep(0.1)
+        return web.Response(status=503, text="too late")
 
     @staticmethod
     async def _read(ws: web.WebSocketResponse) -> None:

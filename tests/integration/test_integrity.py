@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from loadtest.backend import BackendProcess
+from tests.integration.test_hostile_target import hostile
 from tests.locust_run import ROOT
 
 LOADTEST = [sys.executable, "-m", "loadtest"]
@@ -95,6 +97,21 @@ def test_a_worker_lost_mid_run_is_not_carried_out_even_with_locusts_port_taken(t
     assert len(integrity["workers_lost"]) == 1 and integrity["workers_lost"][0]["sessions"] >= 1
     assert any("was lost at" in r for r in integrity["reasons"]), integrity["reasons"]
     assert "NOT CARRIED OUT" in output and "PASS  ws.sessions_opened >= 1" in output
+    # The load per worker, from each worker's own samples: Locust gave each half of the 10 users.
+    (stage,) = integrity["stages"]
+    assert (stage["users"], stage["users_reached"]) == (10, 10), stage
+    assert stage["peak_connected"] >= 9, stage
+    assert len(stage["per_worker"]) == 2, stage
+    for worker in stage["per_worker"].values():
+        assert (worker["users_planned"], worker["users_reached"]) == (5, 5), stage
+        assert 1 <= worker["peak_connected"] <= 5, stage
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["generator"]["sessions_per_worker_planned"] == 5, summary["generator"]
+    assert 1 <= summary["generator"]["sessions_per_worker_peak"] <= 5, summary["generator"]
+    assert "load stage 1: 10 users planned, 10 users reached" in output
+    assert output.count("5 users planned, 5 reached") == 2, output[-3000:]
+    junit = (out / "junit.xml").read_text()
+    assert "load stage 1: 10 users planned" in junit and junit.count("5 users planned, 5 reached") == 2
 
 
 def test_a_storm_and_probe_kinds_the_target_does_not_allow_are_not_carried_out(tmp_path: Path) -> None:
@@ -172,3 +189,34 @@ def test_ctrl_c_in_a_terminal_stops_the_load_before_the_embedded_backend(tmp_pat
     assert summary["integrity"]["interrupted"] is True and summary["outcome"] == "not carried out"
     assert summary["ws"]["unexpected_disconnects"] == 0, summary["ws"]
     assert "NOT CARRIED OUT" in output and "interrupted" in output
+
+
+@pytest.mark.slow
+def test_a_backend_whose_websocket_connects_time_out_is_not_carried_out(tmp_path: Path) -> None:
+    """Logins and joins answer; ``/connect`` takes the upgrade request and never answers it. Every
+    user runs, no player is ever connected: load not reached, said with the connects' counts."""
+    path = _scenario(
+        tmp_path,
+        '[scenario]\nname = "connects-time-out"\nduration = "8s"\n[load]\nusers = 4\nspawn_rate = 4\n'
+        '[player]\nsession_length = "10m"\nconnect_timeout = "1s"\n'
+        '[[gates]]\nexpr = "http./join.p95_ms < 250"\n',
+    )
+    out = tmp_path / "run"
+    with hostile("connect_timeout") as url:
+        output = _finish(_start("run", str(path), "--target", url, "--out", str(out)))
+    assert "Traceback" not in output, output[-3000:]
+    integrity = _integrity(out)
+    summary = json.loads((out / "summary.json").read_text())
+    timed_out = summary["ws"]["connect_failed"].get("timeout", 0)
+    assert timed_out >= 4 and summary["ws"]["sessions_opened"] == 0, summary["ws"]
+    # "Players" are connected sessions: four users ran, none was ever a player.
+    assert integrity["peak_connected"] == 0 and summary["tick"]["peak_players"] == 0
+    (stage,) = integrity["stages"]
+    assert (stage["users"], stage["users_reached"], stage["peak_connected"]) == (4, 4, 0), stage
+    reasons = " | ".join(integrity["reasons"])
+    assert "load not reached: 4 of 4 planned users ran, but at most 0 of them were connected" in reasons, reasons
+    assert f"{timed_out} WebSocket connects timed out" in reasons, reasons
+    said = " ".join(summary["findings"])
+    assert f"{timed_out} of {timed_out} WebSocket connects timed out" in said, said
+    assert "NOT CARRIED OUT" in output and "PASS  http./join.p95_ms < 250" in output, output[-3000:]
+    assert "load stage 1: 4 users planned, 4 users reached, 0 players connected" in output

@@ -102,10 +102,10 @@ def test_lost_sessions_without_a_storm_are_a_finding_but_not_with_one() -> None:
 
 def test_protocol_errors_and_failed_connects_are_summed() -> None:
     said = findings(
-        {"ws": {"connect_failed": {"timeout": 2}}, "protocol_errors": {"http": {"/join:bad": 2}, "ws": {"bad_tick": 1}}}
+        {"ws": {"connect_failed": {"closed": 2}}, "protocol_errors": {"http": {"/join:bad": 2}, "ws": {"bad_tick": 1}}}
     )
     assert said == [
-        "WebSocket connects failed: timeout x2.",
+        "WebSocket connects failed: closed x2.",
         "3 replies or messages broke the protocol (see protocol_errors).",
     ]
 
