@@ -307,6 +307,10 @@ def _run_run(args: argparse.Namespace) -> int:
         print("loadtest run: note: the scenario has load stages; their durations decide its length, not --duration")
     if scenario.target and (scenario.defects or scenario.backend_args):
         print("loadtest run: note: defects and [target.backend] apply to the embedded backend only; ignored")
+    if scenario.workers_auto:
+        # The count "auto" chose here, kept: `loadtest report` on another machine must judge the
+        # run by the workers it had, not by that machine's cores.
+        overrides.append(("load.workers", scenario.workers))
     try:
         RunFolder(out).save_scenario(path, overrides)
     except RunFolderError as exc:

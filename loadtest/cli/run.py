@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from loadtest.backend.lifeline import die_with_parent
 from loadtest.backend.process import BackendProcess, BackendStartError
-from loadtest.config.scenario import Scenario
+from loadtest.config.scenario import SESSIONS_PER_WORKER, Scenario, usable_cores
 from loadtest.config.settings import ADMIN_TOKEN_ENV, JWT_SECRET_ENV, SETTINGS_ENV
 from loadtest.exitcodes import ExitCode
 from loadtest.results.gates import GateResult
@@ -153,7 +153,10 @@ def _run_locust(
         cmd += ["--processes", str(scenario.workers), "--master-bind-host", "127.0.0.1"]
         cmd += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     users = f"{scenario.users} users" if not stages else f"{len(stages)} stages up to {max(s[1] for s in stages)} users"
-    _say(f"  load: {users}, {duration:g} s, {scenario.workers} worker process(es); output: {out_dir}")
+    workers = f"{scenario.workers} worker process(es)"
+    if getattr(scenario, "workers_auto", False):
+        workers += f' ("auto": {usable_cores()} cores, {SESSIONS_PER_WORKER} sessions per worker at most)'
+    _say(f"  load: {users}, {duration:g} s, {workers}; output: {out_dir}")
     if web is not None:
         return _run_web(cmd, scenario, out_dir, env, web)
     live = Live(out_dir, scenario.gates)

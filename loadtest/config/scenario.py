@@ -21,7 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WrapValidator,
+    create_model,
+    model_validator,
+)
 
 from loadtest import adapters
 from loadtest.adapters import AdapterKind
@@ -89,14 +98,41 @@ class Stage:
 #: every collector on; bench/ws_engine.py, docs/performance.md): what ``load.workers = "auto"``
 #: plans with. 1,000 per worker is the engine's goal, not yet shown with lag under a tick period.
 SESSIONS_PER_WORKER = 500
+#: ``load.workers = "auto"`` and ``--workers auto``: the number of workers is chosen at load time.
+AUTO = "auto"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def workers_for(peak_users: int, cores: int | None = None) -> int:
     """``load.workers = "auto"``: enough workers for ``peak_users`` at :data:`SESSIONS_PER_WORKER`
-    each, at most one per core (the engine thread of a worker needs a core of its own)."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, 64, -(-peak_users // SESSIONS_PER_WORKER)))
+    each, at most one per core but one, and at least one.
+
+    A worker's Python work (gevent side and engine thread, one interpreter lock) runs on about one
+    core. The core left over is for everything else on the machine that a run needs: the Locust
+    master (measured: ~1.3 CPU-s in a 35 s run with 2 workers of 100 sessions, most of it start-up),
+    ``loadtest run`` itself, and the embedded backend when there is one, which serves every
+    session's ticks and costs far more than the master. On one or two cores that is one worker:
+    a single process, with no master at all."""
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(cores - 1, 64, -(-peak_users // SESSIONS_PER_WORKER)))
+
+
+def _workers_or_auto(value: Any, handler: Any) -> Any:
+    """``"auto"`` as itself; anything else as the whole number the field's range allows."""
+    if value == AUTO:
+        return AUTO
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        if str(exc.errors()[0]["type"]).startswith("int_"):
+            raise ValueError(f'{value!r} is not a whole number or "auto"') from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -115,6 +151,8 @@ class Scenario:
     settings: PlayerSettings
     gates: tuple[Gate, ...]
     protocol_kind: str = "reference"
+    #: ``load.workers = "auto"``: ``workers`` was chosen from the cores (:func:`workers_for`).
+    workers_auto: bool = False
 
 
 # -- the file's tables ------------------------------------------------------------------------
@@ -164,7 +202,13 @@ class LoadTable(Model):
     spawn_rate: float | None = Field(
         None, gt=0, description="players started per second", json_schema_extra={"unset": "load.users"}
     )
-    workers: int = Field(1, ge=1, le=64, description="Locust worker processes")
+    #: A whole number, or ``"auto"`` (:func:`workers_for`), which :func:`load` resolves.
+    workers: Annotated[int, WrapValidator(_workers_or_auto)] = Field(
+        1,
+        ge=1,
+        le=64,
+        description='Locust worker processes, or "auto": one per 500 planned sessions, at most cores - 1',
+    )
     stages: Array(StageTable) = ()
 
 
@@ -428,6 +472,8 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
                 f"loopback source addresses cannot reach {host}; remove them for a remote target "
                 "(--set 'player.source_addresses=[]')",
             )
+    workers_auto = load_.workers == AUTO
+    workers = workers_for(users) if workers_auto else int(load_.workers)
     backend = doc.target.backend
     backend_args: list[str] = []
     for key, (flag, _) in BACKEND_OPTIONS.items():
@@ -443,7 +489,7 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
         duration=duration,
         users=users,
         spawn_rate=spawn_rate,
-        workers=load_.workers,
+        workers=workers,
         stages=stages,
         target=target,
         defects=doc.target.defects,
@@ -451,6 +497,7 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
         settings=settings,
         gates=tuple(g.gate() for g in doc.gates),
         protocol_kind=kind,
+        workers_auto=workers_auto,
     )
 
 
