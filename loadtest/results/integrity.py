@@ -164,8 +164,7 @@ def _load(
     stages = list(getattr(scenario, "stages", ()) or ())
     staged = bool(stages)
     if not staged:
-        last = (reduction.last_second - t0 + 1) if reduction.last_second is not None else 0
-        stages = [_WholeRun(max(float(getattr(scenario, "duration", 0) or 0), float(last)), int(scenario.users))]
+        stages = [_WholeRun(float(getattr(scenario, "duration", 0) or 0), int(scenario.users))]
     out, start = [], 0.0
     for i, stage in enumerate(stages):
         # The last stage, or a run without stages, runs on to the last second recorded.

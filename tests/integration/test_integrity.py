@@ -17,7 +17,7 @@ import pytest
 
 from loadtest.backend import BackendProcess
 from tests.integration.test_hostile_target import hostile
-from tests.locust_run import ROOT
+from tests.locust_run import ROOT, assert_clean
 
 LOADTEST = [sys.executable, "-m", "loadtest"]
 GENEROUS = ("--token-rate", "1000", "--token-burst", "1000", "--join-rate", "1000", "--join-burst", "1000")
@@ -220,3 +220,5 @@ def test_a_backend_whose_websocket_connects_time_out_is_not_carried_out(tmp_path
     assert f"{timed_out} of {timed_out} WebSocket connects timed out" in said, said
     assert "NOT CARRIED OUT" in output and "PASS  http./join.p95_ms < 250" in output, output[-3000:]
     assert "load stage 1: 4 users planned, 4 users reached, 0 players connected" in output
+    assert "4 users planned, 4 users reached, 0 players connected" in (out / "junit.xml").read_text()
+    assert_clean(out)  # every timed-out connect was counted, none only logged
