@@ -115,10 +115,10 @@ def workers_for(peak_users: int, cores: int | None = None) -> int:
 
     A worker's Python work (gevent side and engine thread, one interpreter lock) runs on about one
     core. The core left over is for everything else on the machine that a run needs: the Locust
-    master (measured: 1.1 CPU-s to start, then 0.3% of a core with 2 workers of 100 sessions at
-    60 Hz; docs/distributed.md §6), ``loadtest run`` itself, and the embedded backend when there is
-    one, which serves every session's ticks and costs far more than the master. On one or two
-    cores that is one worker: a single process, with no master at all."""
+    master (measured: about 1 CPU-s to start, then 0.3-2% of a core with 2 workers of 100
+    sessions at 60 Hz; docs/distributed.md §6), ``loadtest run`` itself, and the embedded backend
+    when there is one, which serves every session's ticks and cost more than both workers
+    together. On one or two cores that is one worker: a single process, with no master at all."""
     cores = usable_cores() if cores is None else cores
     return max(1, min(cores - 1, 64, -(-peak_users // SESSIONS_PER_WORKER)))
 
