@@ -50,6 +50,8 @@ class LostWorker(Section):
     worker: str
     last_seen_s: int
     sessions: int
+    #: Its Locust users at its last sample (None: not recorded by the code that made the run).
+    users: int | None = None
 
 
 class StormCheck(Section):
@@ -253,15 +255,25 @@ def _workers(
     if last is not None:
         for worker, (_, last_seen, sessions) in sorted(spans.items()):
             if last_seen < last - WORKER_LOST_AFTER_S:
-                lost.append({"worker": worker, "last_seen_s": last_seen - t0, "sessions": sessions})
+                users = _last_users(gen, worker)
+                lost.append({"worker": worker, "last_seen_s": last_seen - t0, "sessions": sessions, "users": users})
     for w in lost:
+        users = "" if w["users"] is None else f"{w['users']} users and "
         reasons.append(
-            f"worker {w['worker']} was lost at {w['last_seen_s']} s with {w['sessions']} open sessions; "
+            f"worker {w['worker']} was lost at {w['last_seen_s']} s with {users}{w['sessions']} open sessions; "
             "they ended with the generator, not the target"
         )
     if expected is not None and len(spans) < expected and last is not None:
         reasons.append(f"only {len(spans)} of {expected} worker processes ran players")
     return expected, len(spans), lost
+
+
+def _last_users(gen: Any, worker: str) -> int | None:
+    """A worker's Locust users at its last sample."""
+    for _, loads in reversed(getattr(gen, "load", [])):
+        if worker in loads:
+            return loads[worker].users
+    return None
 
 
 def _storms(

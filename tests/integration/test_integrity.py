@@ -95,6 +95,7 @@ def test_a_worker_lost_mid_run_is_not_carried_out_even_with_locusts_port_taken(t
     integrity = _integrity(out)
     assert integrity["workers_seen"] == 2, "both workers ran load: the master's port was free for this run"
     assert len(integrity["workers_lost"]) == 1 and integrity["workers_lost"][0]["sessions"] >= 1
+    assert integrity["workers_lost"][0]["users"] == 5, integrity["workers_lost"]
     assert any("was lost at" in r for r in integrity["reasons"]), integrity["reasons"]
     assert "NOT CARRIED OUT" in output and "PASS  ws.sessions_opened >= 1" in output
     # The load per worker, from each worker's own samples: Locust gave each half of the 10 users.

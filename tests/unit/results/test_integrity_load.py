@@ -139,3 +139,11 @@ def test_timed_out_connects_are_a_finding_of_their_own_with_counts() -> None:
         "player.connect_timeout; at most 2 players were ever connected at once."
     ) in said
     assert "WebSocket connects failed: refused_403 x1." in said, "the other reasons keep their sentence"
+
+
+def test_a_lost_worker_is_reported_with_its_users_and_open_sessions() -> None:
+    seconds = [{"a": (5, 5, 5), "b": (5, 5, 5)}] * 3 + [{"a": (5, 5, 5)}] * 8
+    integrity = _run(seconds, _plan(10))
+    (lost,) = integrity["workers_lost"]
+    assert lost == {"worker": "b", "last_seen_s": 2, "sessions": 5, "users": 5}
+    assert "worker b was lost at 2 s with 5 users and 5 open sessions" in " | ".join(integrity["reasons"])
