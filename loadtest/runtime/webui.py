@@ -1,4 +1,4 @@
-"""The collectors in Locust's web UI: six extra tabs, a live charts page, and the run's report after it stops.
+"""The collectors in Locust's web UI: five extra tabs, a live charts page, and the run's report after it stops.
 
 Built only through Locust's extension points: ``template_args`` (``extended_tabs``,
 ``extended_tables``, ``extended_csv_files``), ``extended_stats`` added to the ``/stats/requests``
@@ -55,7 +55,7 @@ TABS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
     "lt-reconnects": (
-        "Reconnects",
+        "Storms",
         [
             ("scope", "Scope"),
             ("dropped", "Dropped"),
@@ -69,7 +69,7 @@ TABS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
     "lt-ratelimits": (
-        "Rate limits",
+        "Limits",
         [
             ("endpoint", "Endpoint"),
             ("requests", "Requests"),
@@ -89,18 +89,6 @@ TABS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("rejected", "Rejected"),
             ("accepted", "Accepted"),
             ("verdict", "Verdict"),
-        ],
-    ),
-    "lt-generator": (
-        "Generator",
-        [
-            ("worker", "Worker"),
-            ("cpu", "CPU now %"),
-            ("cpumax", "CPU max %"),
-            ("lag", "Loop lag p99 ms"),
-            ("sessions", "Sessions now"),
-            ("saturated", "Saturated s"),
-            ("state", "State"),
         ],
     ),
     "lt-integrity": (
@@ -417,7 +405,6 @@ BUILDERS: dict[str, Callable[[dict[str, Any], Reduction], list[dict[str, Any]]]]
     "lt-reconnects": reconnect_rows,
     "lt-ratelimits": rate_limit_rows,
     "lt-replay": replay_rows,
-    "lt-generator": generator_rows,
 }
 
 
@@ -426,7 +413,28 @@ def extended_stats(
 ) -> list[dict[str, Any]]:
     """The ``extended_stats`` entries of the stats payload: one table per tab."""
     tables = [{"key": key, "data": build(summary, reduction)} for key, build in BUILDERS.items()]
-    return [*tables, {"key": "lt-integrity", "data": integrity_rows(integrity, reduction)}]
+    rows = integrity_rows(integrity, reduction) + generator_integrity_rows(summary, reduction)
+    return [*tables, {"key": "lt-integrity", "data": rows}]
+
+
+def generator_integrity_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, Any]]:
+    """The load generator's own health, in the Integrity tab: a saturated generator measures
+    itself, not the target, so it belongs with the plan (and the tab bar has no room for a tab of its own)."""
+    rows = []
+    for g in generator_rows(summary, reduction):
+        detail = f"CPU now {g['cpu']} %, max {g['cpumax']} %, loop lag p99 {g['lag']} ms"
+        if g["sessions"] != "":
+            detail += f", {g['sessions']} sessions"
+        scope = g["worker"] if g["worker"].startswith("all") else f"worker {g['worker']}"
+        rows.append(
+            {
+                "check": f"load generator: {scope}",
+                "planned": "not saturated",
+                "sofar": f"{detail}; {g['saturated']} s saturated",
+                "state": g["state"] if g["state"].startswith("[") else f"{GREEN} {g['state']}",
+            }
+        )
+    return rows
 
 
 def series_payload(live: Any, planned_users: int | None, running: bool) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def test_every_tab_has_a_table_and_a_download_link_for_the_report() -> None:
     tabs = [t["key"] for t in args["extended_tabs"]]
     assert tabs == [t["key"] for t in args["extended_tables"]]
     titles = [t["title"] for t in args["extended_tabs"]]
-    assert titles == ["Ticks", "Reconnects", "Rate limits", "Replay", "Generator", "Integrity"]
+    assert titles == ["Ticks", "Storms", "Limits", "Replay", "Integrity"]
     for table in args["extended_tables"]:
         # The page camel-cases payload keys; a key without underscores is the same on both sides.
         assert all("_" not in column["key"] for column in table["structure"])
@@ -252,10 +252,10 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
             # Columns as in loadtest.runtime.webui.TABS.
             ticks = _until(page, "Ticks", lambda rows: len(rows) > 2 and _num(rows[1][1]) > 0 and _num(rows[1][2]) > 50)
             assert _row(ticks, "whole run")[2] != "-"
-            reconnects = _until(page, "Reconnects", lambda rows: _num(_row(rows, "whole run")[2]) > 0)
+            reconnects = _until(page, "Storms", lambda rows: _num(_row(rows, "whole run")[2]) > 0)
             assert _num(_row(reconnects, "whole run")[1]) > 0
             assert any(r[0].startswith("storm at t=") for r in reconnects)
-            limits = _until(page, "Rate limits", lambda rows: "limited from" in _row(rows, "/request_token")[7])
+            limits = _until(page, "Limits", lambda rows: "limited from" in _row(rows, "/request_token")[7])
             assert _num(_row(limits, "all")[1]) > 0 and _row(limits, "all")[7] == "limit enforced"
             # Every tab fits the tab bar at 1500 px: none is cut off or scrolled out of sight.
             cut = page.evaluate(
@@ -268,9 +268,11 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
             replay = _until(page, "Replay", lambda rows: "ACCEPTED" in _row(rows, "all")[4])
             assert "ACCEPTED" in _row(replay, "jwt_alg_none")[4]
             assert _num(_row(replay, "all")[1]) > 0
-            generator = _until(page, "Generator", lambda rows: len(rows) >= 3 and _num(rows[0][2]) > 0)
-            assert _row(generator, "all (2 process(es))")
             integrity = _until(page, "Integrity", lambda rows: "[OK]" in _row(rows, "client storm")[3])
+            workers = [r for r in integrity if r[0].startswith("load generator: worker ")]
+            assert len(workers) == 2 and all("CPU now" in r[2] for r in workers)
+            assert _row(integrity, "load generator: all (2 process(es))")[3] == "[OK] healthy"
+            page.screenshot(path=str(tmp_path / "integrity-tab.png"))  # to look at, pass or fail
             assert _row(integrity, "worker processes")[2] == "2" and _row(integrity, "the run")[3].startswith("[OK]")
 
             # The live charts page, linked from the Download Data tab, under its own strict CSP.

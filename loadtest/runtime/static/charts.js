@@ -21,7 +21,7 @@ function frame(canvas, yMin, yMax, xMax, yLabel) {
   const y = (v) => pad.t + (1 - (v - yMin) / ((yMax - yMin) || 1)) * (ch - pad.t - pad.b);
   for (let i = 0; i <= 4; i++) {
     const v = yMin + (yMax - yMin) * i / 4;
-    ctx.fillText(Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1), 4, y(v) + 4);
+    ctx.fillText(Math.abs(v) >= 100 || yMax - yMin >= 8 ? v.toFixed(0) : v.toFixed(1), 4, y(v) + 4);
     ctx.beginPath(); ctx.moveTo(pad.l, y(v)); ctx.lineTo(cw - pad.r, y(v)); ctx.strokeStyle = "#eee"; ctx.stroke();
   }
   ctx.fillText("0 s", pad.l, ch - 8);
