@@ -168,7 +168,8 @@ def _gate_words(gate: Mapping[str, Any]) -> str:
     """The gate's message without the value and verdict the table's own columns already show."""
     message = str(gate.get("message") or "")
     head, _, tail = message.partition(": ")
-    if tail in ("passed", "failed") and head.startswith(str(gate.get("metric") or gate.get("expression") or "")):
+    metric = str(gate.get("metric") or gate.get("expression") or "")
+    if tail.lower() in ("passed", "failed") and head.startswith(metric):
         extra = head.partition("(")[2].rstrip(")")
         return extra  # e.g. "worst 10s window"; nothing when the message only repeated the value
     return message
