@@ -168,7 +168,7 @@ def _gate_words(gate: Mapping[str, Any]) -> str:
     """The gate's message without the value and verdict the table's own columns already show."""
     message = str(gate.get("message") or "")
     head, _, tail = message.partition(": ")
-    metric = str(gate.get("metric") or gate.get("expression") or "")
+    metric = str(gate.get("metric") or str(gate.get("expression") or "").split(" ", 1)[0])
     if tail.lower() in ("passed", "failed") and head.startswith(metric):
         extra = head.partition("(")[2].rstrip(")")
         return extra  # e.g. "worst 10s window"; nothing when the message only repeated the value
@@ -222,7 +222,7 @@ def outcome_reason(summary: Mapping[str, Any], header: Mapping[str, Any]) -> str
     failed = [g for g in gates if not g.get("passed")]
     reasons = header["reasons"]
     if header["not_carried_out"]:
-        return "The run did not do what its scenario planned, so no gate can pass it: " + "; ".join(reasons) + "."
+        return "Not carried out: " + "; ".join(reasons) + ". No gate can pass a run that did not do its plan."
     if header["aborted"]:
         return f"The run was aborted ({header['aborted_reason'] or 'no reason recorded'})."
     if failed:
@@ -890,7 +890,7 @@ def _chart_load(summary: Mapping[str, Any], frames: dict[str, pd.DataFrame], axi
         _draw_players(ax, axis, players, color="#1f77b4", lw=1.4, label="players connected")
     if planned:
         ax.axhline(planned, color=COLOURS["nominal"], ls="--", lw=1, label=f"planned users {planned}")
-        ax.set_ylim(0, planned * 1.15)
+        ax.set_ylim(0, max(planned, int(players.max()) if len(players) else 0) * 1.15)
     ax.set_xlabel(axis.label)
     ax.set_ylabel("players")
     _legend(fig, *axes)
