@@ -393,7 +393,12 @@ def integrity_rows(integrity: dict[str, Any] | None, reduction: Reduction) -> li
     for probe in integrity.get("probes") or []:
         state = GREEN if probe["checked"] else f"{WARN} {probe.get('why') or 'not yet'}"
         rows.append(
-            {"check": probe["probe"], "planned": "runs", "sofar": f"{probe['attempts']} attempts", "state": state}
+            {
+                "check": probe["probe"],
+                "planned": "runs",
+                "sofar": f"{probe['attempts']} attempts so far",
+                "state": state,
+            }
         )
     verdict = GREEN + " on plan so far" if integrity.get("carried_out") else RED + " " + "; ".join(integrity["reasons"])
     rows.append({"check": "the run", "planned": "", "sofar": f"{elapsed} s", "state": verdict})
@@ -422,7 +427,8 @@ def generator_integrity_rows(summary: dict[str, Any], reduction: Reduction) -> l
     itself, not the target, so it belongs with the plan (and the tab bar has no room for a tab of its own)."""
     rows = []
     for g in generator_rows(summary, reduction):
-        detail = f"CPU now {g['cpu']} %, max {g['cpumax']} %, loop lag p99 {g['lag']} ms"
+        now = f"CPU now {g['cpu']} %, " if g["cpu"] not in ("", "-") else ""
+        detail = f"{now}CPU max {g['cpumax']} %, loop lag p99 {g['lag']} ms"
         if g["sessions"] != "":
             detail += f", {g['sessions']} sessions"
         scope = g["worker"] if g["worker"].startswith("all") else f"worker {g['worker']}"
