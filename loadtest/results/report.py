@@ -42,7 +42,7 @@ matplotlib.use("Agg")
 
 REPORT = "report.html"
 DPI = 90
-WIDE = (9.0, 3.2)
+WIDE = (11.0, 3.3)
 #: Points a per-second latency line is reduced to (medians of equal windows) on long runs.
 SMOOTH_POINTS = 300
 #: Endpoints drawn in the latency chart (the busiest); the tables list them all.
@@ -891,6 +891,7 @@ def _chart_load(summary: Mapping[str, Any], frames: dict[str, pd.DataFrame], axi
     if planned:
         ax.axhline(planned, color=COLOURS["nominal"], ls="--", lw=1, label=f"planned users {planned}")
         ax.set_ylim(0, max(planned, int(players.max()) if len(players) else 0) * 1.15)
+    ax.set_xlim(0, span / axis.scale)
     ax.set_xlabel(axis.label)
     ax.set_ylabel("players")
     _legend(fig, *axes)
@@ -968,6 +969,7 @@ def _chart_status(frames: dict[str, pd.DataFrame], axis: _Axis, span: int) -> Ch
     if "status_429" in per:
         # Its edge drawn as a line too, so a thin band of 429s under a tall 2xx area is still seen.
         ax.plot(x, per["status_429"].to_numpy(), color="#8b0000", lw=1.2, drawstyle="steps-post")
+    ax.set_xlim(0, span / axis.scale)
     ax.set_xlabel(axis.label)
     ax.set_ylabel("responses/s")
     ax.set_ylim(bottom=0)
@@ -1063,7 +1065,7 @@ def _chart_tick_rate(
             else ". A second without a ticking session is a gap."
         )
     )
-    good = "all three lines on the nominal line, the dotted p5 well above the red threshold, and no onset line."
+    good = "all three lines on the nominal line, the dash-dotted p5 well above the red threshold, and no onset line."
     return Chart("Tick rate over time", caption, _png(fig), good)
 
 
