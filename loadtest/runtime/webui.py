@@ -501,6 +501,17 @@ def install(web_ui: Any, harness: Any) -> None:
     for name, value in template_args().items():
         web_ui.template_args[name] = [*web_ui.template_args.get(name, []), *value]
 
+    scenario_cache: list[Any] = []
+    #: The live view of the test that ran last: the charts keep showing it after it stops.
+    last_live: list[Any] = [None]
+
+    def _scenario() -> Any:
+        if not scenario_cache:
+            from loadtest.runtime.records import _scenario_for_web
+
+            scenario_cache.append(_scenario_for_web())
+        return scenario_cache[0]
+
     @web_ui.app.after_request
     def _extend_stats(response: Response) -> Response:
         if not request.path.endswith("/stats/requests") or not response.is_json:
@@ -517,14 +528,14 @@ def install(web_ui: Any, harness: Any) -> None:
             log.exception("loadtest: could not add the live collectors to the stats payload")
         return response
 
-    scenario_cache: list[Any] = []
-
-    def _scenario() -> Any:
-        if not scenario_cache:
-            from loadtest.runtime.records import _scenario_for_web
-
-            scenario_cache.append(_scenario_for_web())
-        return scenario_cache[0]
+    def _planned_users() -> int | None:
+        """The users asked for: Locust's target (the form's number) when a test runs, else the scenario's."""
+        runner = getattr(harness.environment, "runner", None)
+        target = getattr(runner, "target_user_count", None)
+        if isinstance(target, int) and target > 0:
+            return target
+        scenario = _scenario()
+        return None if scenario is None else getattr(scenario, "users", None)
 
     def _charts_response(body: str | bytes, mimetype: str) -> Response:
         response = make_response(body, 200)
@@ -557,12 +568,8 @@ def install(web_ui: Any, harness: Any) -> None:
         else:
             if harness.live is not None:
                 last_live[0] = harness.live
-            scenario = _scenario()
-            planned = None if scenario is None else getattr(scenario, "users", None)
-            payload = series_payload(live, planned, harness.live is not None)
+            payload = series_payload(live, _planned_users(), harness.live is not None)
         return _charts_response(json.dumps(payload, allow_nan=False, default=str), "application/json")
-
-    last_live: list[Any] = [None]
 
     @web_ui.app.route(f"/{BASE}/<artifact>")
     @web_ui.auth_required_if_enabled

@@ -296,6 +296,11 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
             )
             assert all(n > 50 for n in inked), f"the charts drew no coloured line: {inked}"
             assert not refused, refused
+            series = charts.request.get(url + "loadtest/series.json").json()
+            assert series["running"] is True and series["planned_users"] == 6 and series["nominal_hz"] == 60
+            ts = [r["t"] for r in series["rows"]]
+            assert ts == sorted(ts) and max(r["players"] for r in series["rows"]) == 6
+            assert any(r["p50"] and r["p50"] > 50 for r in series["rows"])
             charts.screenshot(path=str(tmp_path / "live-charts.png"))
             charts.close()
 
