@@ -215,7 +215,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="rebuild a run's report from its saved data")
-    p.add_argument("run_dir", help="a run folder written by `loadtest run`")
+    p.add_argument(
+        "run_dir", help="a run folder: of `loadtest run`, of a test started in the web UI, or of a plain `locust -f`"
+    )
 
 
 def resolve_scenario(name: str) -> Path:

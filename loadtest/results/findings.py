@@ -207,9 +207,49 @@ def _tls(s: dict[str, Any]) -> list[str]:
     return []
 
 
+#: How far the target's own tick gauge and the players' measured rate may differ before it is a
+#: finding: a tenth of the nominal rate, and never less than this many hertz.
+SERVER_CLIENT_GAP_HZ = 3.0
+
+
+def server_client_gap(s: dict[str, Any]) -> tuple[float, float, int] | None:
+    """(server Hz, players' Hz, scrapes) when the target's tick gauge and the players' p50 differ
+    persistently: at most scrapes in one direction, with the median gap over the tolerance."""
+    gauge = [p["hz"] for p in (s.get("target_metrics") or {}).get("tick_gauge") or []]
+    tick = s.get("tick") or {}
+    client, nominal = tick.get("p50_hz"), tick.get("nominal_hz") or 0.0
+    if len(gauge) < 2 or client is None:
+        return None
+    tolerance = max(SERVER_CLIENT_GAP_HZ, 0.1 * nominal)
+    gaps = sorted(g - client for g in gauge)
+    median = gaps[len(gaps) // 2] if len(gaps) % 2 else (gaps[len(gaps) // 2 - 1] + gaps[len(gaps) // 2]) / 2
+    same_side = sum(1 for g in gaps if abs(g) > tolerance and (g > 0) == (median > 0))
+    if abs(median) <= tolerance or same_side * 2 <= len(gaps):
+        return None
+    server = sorted(gauge)[len(gauge) // 2]
+    return server, float(client), len(gauge)
+
+
+def _server_vs_client(s: dict[str, Any]) -> list[str]:
+    gap = server_client_gap(s)
+    if gap is None:
+        return []
+    server, client, scrapes = gap
+    if server > client:
+        return [
+            f"The server reports ticking at {server:.1f} Hz (its own tick-rate gauge, {scrapes} scrapes) while "
+            f"players measured {client:.1f} Hz (p50): the server's metric hides what players get."
+        ]
+    return [
+        f"Players measured {client:.1f} Hz (p50) while the server's own tick-rate gauge says {server:.1f} Hz "
+        f"({scrapes} scrapes): the gauge is wrong, or the players are not timing what the server sends."
+    ]
+
+
 RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _replay,
     _ticks,
+    _server_vs_client,
     _reconnect,
     _rate_limits,
     _seat_hoarding,

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from loadtest.collectors import generator, ratelimit, sessions, ticks
+from loadtest.collectors import generator, ratelimit, reconnects, sessions, ticks
 from loadtest.collectors.aggregates import Bucket, Record
 from loadtest.results.gates import Gate, evaluate, flatten
+from loadtest.results.integrity import check
 from loadtest.results.reduction import Reduction
 from loadtest.results.runfolder import RunFolder
 from loadtest.results.summary import summarise
@@ -30,6 +32,8 @@ from loadtest.results.windows import Windows
 SETTLE_SECONDS = 3
 #: The web UI polls every 2 s; a summary younger than this is served again.
 MAX_AGE = 1.0
+#: Seconds the live charts keep (one small row each): an hour.
+SERIES_SECONDS = 3600
 
 
 class Live:
@@ -44,6 +48,8 @@ class Live:
         self._summary: dict[str, Any] | None = None
         self._summary_at = 0.0
         self._worst: dict[str, tuple[int, Any]] = {}
+        #: One row per settled second for the live charts, drawn from the same merged buckets.
+        self.series: deque[dict[str, Any]] = deque(maxlen=SERIES_SECONDS)
 
     def _start(self) -> Reduction:
         # run.json is written as the run starts, after this object may exist: read it at first use.
@@ -75,6 +81,7 @@ class Live:
             facts = reduction.add_second(second, buckets)
             for window in self.windows.values():
                 window.add_second(second, buckets, facts)
+            self.series.append(_series_row(second, buckets))
             self._closed_before = max(self._closed_before or 0, second + 1)
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
@@ -86,6 +93,13 @@ class Live:
             self._summary = summarise(self.reduction, self.folder, target=False)
             self._summary_at = now
         return self._summary
+
+    def integrity(self, scenario: Any | None, now: float | None = None) -> dict[str, Any]:
+        """Plan against what happened so far: the ``integrity`` section the report will carry,
+        judged on the seconds settled until now (a storm still to come is not carried out *yet*)."""
+        summary = self.summary(now)
+        assert self.reduction is not None
+        return check(self.reduction, summary, self.folder.settings(), scenario)
 
     def failing_gate(self, elapsed: float, now: float | None = None) -> str | None:
         """The first ``abort_on_fail`` gate that fails on what has settled so far, in words."""
@@ -132,4 +146,22 @@ class Live:
         )
 
 
-__all__ = ["MAX_AGE", "SETTLE_SECONDS", "Live"]
+def _series_row(second: int, buckets: dict[str, Bucket]) -> dict[str, Any]:
+    """A settled second for the live charts: tick rate, players, 429s met, reconnects."""
+    tick = buckets.get(ticks.NAME)
+    row = ticks.row(second, tick) if tick is not None else None
+    rl = buckets.get(ratelimit.NAME)
+    rc = buckets.get(reconnects.NAME)
+    return {
+        "second": second,
+        "p50": None if row is None else row.p50_hz,
+        "p5": None if row is None else row.p5_hz,
+        "min": None if row is None else row.min_hz,
+        "players": 0 if row is None else row.players,
+        "limited": 0 if rl is None else int(ratelimit.LIMITED.total(rl.counts)),
+        "attempts": 0 if rc is None else int(rc.counts.get(reconnects.ATTEMPTS(), 0)),
+        "dropped": 0 if rc is None else int(rc.counts.get(reconnects.DROPPED(), 0)),
+    }
+
+
+__all__ = ["MAX_AGE", "SERIES_SECONDS", "SETTLE_SECONDS", "Live"]

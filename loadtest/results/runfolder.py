@@ -43,6 +43,36 @@ DRIVER_ENV = "LOADTEST_DRIVER"
 EXIT_NOT_CARRIED_OUT = 3
 
 
+
+#: A target's own tick-rate gauge: a sample whose name ends in ``tick_rate_hz`` or ``tick_rate``.
+_TICK_GAUGE = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*tick_rate(?:_hz)?(?:\{(?P<labels>.*)\})?$")
+
+
+def tick_gauge_series(scrapes: Iterable[dict[str, Any]], started: float | None) -> list[dict[str, float]]:
+    """The target's tick-rate gauge at each scrape that had one (mean over its game servers), as
+    ``{"at_s", "hz"}``: the server's own view of its tick rate, to set beside the players'.
+
+    A gauge split by a ``stat`` label is read at ``stat="mean"`` (else its first stat); a scrape
+    when no room ran has no gauge and no point."""
+    out = []
+    for entry in scrapes:
+        values: list[float] = []
+        fallback: list[float] = []
+        for name, value in (entry.get("samples") or {}).items():
+            match = _TICK_GAUGE.match(name)
+            if match is None or not isinstance(value, int | float) or value != value:
+                continue
+            labels = match.group("labels") or ""
+            if 'stat="' not in labels or 'stat="mean"' in labels:
+                values.append(float(value))
+            else:
+                fallback.append(float(value))
+        values = values or fallback
+        if values and started is not None:
+            at = float(entry.get("t", 0)) - float(started)
+            out.append({"at_s": round(at, 3), "hz": round(sum(values) / len(values), 3)})
+    return out
+
 class RunFolderError(OSError):
     """The run folder cannot be created or written (read-only, full disk, not a folder).
 
@@ -251,7 +281,9 @@ class RunFolder:
         A plain ``locust -f`` run has none: :class:`FileNotFoundError`."""
         from loadtest.config.scenario import load
 
-        overrides = [tuple(o) for o in json.loads((self.path / OVERRIDES).read_text(encoding="utf-8"))]
+        # A folder copied without its overrides (or written before they were kept) has none.
+        path = self.path / OVERRIDES
+        overrides = [tuple(o) for o in json.loads(path.read_text(encoding="utf-8"))] if path.exists() else []
         return load(self.path / SCENARIO_COPY, overrides)
 
     # -- the target's own metrics --------------------------------------------------------------
@@ -287,6 +319,7 @@ class RunFolder:
             "start": first,
             "end": last,
             "delta": delta,
+            "tick_gauge": tick_gauge_series(scrapes, started),
         }
 
     # -- the log -------------------------------------------------------------------------------

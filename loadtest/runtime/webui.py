@@ -1,4 +1,4 @@
-"""The collectors in Locust's web UI: five extra tabs, and the run's report after it stops.
+"""The collectors in Locust's web UI: five extra tabs, a live charts page, and the run's report after it stops.
 
 Built only through Locust's extension points: ``template_args`` (``extended_tabs``,
 ``extended_tables``, ``extended_csv_files``), ``extended_stats`` added to the ``/stats/requests``
@@ -6,8 +6,9 @@ payload the page polls every two seconds, and routes on ``web_ui.app``. Every nu
 the live summary (:mod:`loadtest.results.live`), which is built like the final report's summary, so
 the tabs and the report agree.
 
-Locust renders an extended tab as a plain table of text, so a cell cannot be coloured; a replay
-that was accepted is marked with a red circle character instead.
+Locust renders an extended tab as a plain table of text, so a cell cannot be coloured; what must be
+looked at is marked with a word in brackets (``[FAIL]``, ``[WARN]``), which every font has (an
+emoji needs an emoji font that Debian's Chromium does not bring).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from loadtest.results.reduction import Reduction
 log = logging.getLogger(__name__)
 
 BASE = "loadtest"
-RED = "\N{LARGE RED CIRCLE}"
-GREEN = "\N{WHITE HEAVY CHECK MARK}"
+#: Marks in words: they read without colour and render in any font.
+RED = "[FAIL]"
+WARN = "[WARN]"
+GREEN = "[OK]"
 SPARKS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
 RECENT_SECONDS = 15
 #: Files of the last finished run the page links to: route name -> (file, media type).
@@ -52,7 +55,7 @@ TABS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
     "lt-reconnects": (
-        "Reconnects",
+        "Storms",
         [
             ("scope", "Scope"),
             ("dropped", "Dropped"),
@@ -66,7 +69,7 @@ TABS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
     "lt-ratelimits": (
-        "Rate limits",
+        "Limits",
         [
             ("endpoint", "Endpoint"),
             ("requests", "Requests"),
@@ -79,7 +82,7 @@ TABS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         ],
     ),
     "lt-replay": (
-        "Ticket replay",
+        "Replay",
         [
             ("kind", "Kind"),
             ("attempts", "Attempts"),
@@ -88,15 +91,12 @@ TABS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("verdict", "Verdict"),
         ],
     ),
-    "lt-generator": (
-        "Generator",
+    "lt-integrity": (
+        "Integrity",
         [
-            ("worker", "Worker"),
-            ("cpu", "CPU now %"),
-            ("cpumax", "CPU max %"),
-            ("lag", "Loop lag p99 ms"),
-            ("sessions", "Sessions now"),
-            ("saturated", "Saturated s"),
+            ("check", "Plan"),
+            ("planned", "Planned"),
+            ("sofar", "So far"),
             ("state", "State"),
         ],
     ),
@@ -115,6 +115,10 @@ def template_args() -> dict[str, Any]:
             {"href": f"./{BASE}/report", "title": "Download the loadtest HTML report (after the test stops)"},
             {"href": f"./{BASE}/summary", "title": "Download the loadtest summary.json (after the test stops)"},
             {"href": f"./{BASE}/junit", "title": "Download the loadtest junit.xml (after the test stops)"},
+            {
+                "href": f"./{BASE}/charts",
+                "title": "Open the loadtest live charts (tick rate, players, 429s, reconnects)",
+            },
         ],
     }
 
@@ -304,6 +308,7 @@ def generator_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[s
     _, latest = reduction.latest.get(generator.NAME, (0, {}))
     rows = []
     for worker, w in gen["per_worker"].items():
+
         def now(field: Family, worker: str = worker) -> float:
             return latest.get(generator.WORKER(worker, field.head), 0)
 
@@ -317,7 +322,7 @@ def generator_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[s
                 "lag": _num(w["loop_lag_p99_ms"], 2),
                 "sessions": int(now(generator.SESSIONS)) if now_seconds else "-",
                 "saturated": w["seconds_saturated"],
-                "state": f"{RED} saturated" if now(generator.SATURATED) else "healthy",
+                "state": f"{WARN} saturated" if now(generator.SATURATED) else "healthy",
             }
         )
     rows.append(
@@ -328,11 +333,75 @@ def generator_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[s
             "lag": _num(gen["loop_lag_p99_ms"], 2),
             "sessions": "",
             "saturated": gen["seconds_saturated"],
-            "state": f"{RED} saturated: tick numbers of those seconds are not used"
+            "state": f"{WARN} saturated: tick numbers of those seconds are not used"
             if gen["verdict"] == "saturated"
             else "healthy",
         }
     )
+    return rows
+
+
+def integrity_rows(integrity: dict[str, Any] | None, reduction: Reduction) -> list[dict[str, Any]]:
+    """Plan against what happened so far, one row per promise of the scenario: the report's
+    "run integrity" line while it can still change."""
+    if integrity is None:
+        return [{"check": "plan", "planned": "-", "sofar": "-", "state": "waiting for the first second"}]
+    elapsed = (reduction.last_second or 0) - (reduction.first_second or 0) + 1 if reduction.first_second else 0
+    rows = []
+    planned = integrity.get("planned_users")
+    if planned is not None:
+        peak = integrity.get("peak_connected", 0)
+        rows.append(
+            {
+                "check": "players connected at once",
+                "planned": planned,
+                "sofar": f"peak {peak}",
+                "state": GREEN if peak >= planned else f"{WARN} below plan so far",
+            }
+        )
+    for stage in integrity.get("stages") or []:
+        rows.append(
+            {
+                "check": f"stage {stage['stage']}",
+                "planned": stage["users"],
+                "sofar": f"peak {stage['peak_connected']}",
+                "state": GREEN if stage["peak_connected"] >= stage["users"] else "not reached yet",
+            }
+        )
+    if integrity.get("workers_expected"):
+        seen, expected = integrity.get("workers_seen", 0), integrity["workers_expected"]
+        lost = integrity.get("workers_lost") or []
+        rows.append(
+            {
+                "check": "worker processes",
+                "planned": expected,
+                "sofar": seen,
+                "state": f"{RED} {len(lost)} lost" if lost else (GREEN if seen >= expected else f"{WARN} missing"),
+            }
+        )
+    for storm in integrity.get("storms") or []:
+        due = storm["at_s"] <= elapsed
+        if storm["carried_out"]:
+            state = f"{GREEN} {storm['dropped']} dropped"
+        elif not due:
+            state = "not due yet"
+        else:
+            state = f"{RED} {storm.get('why') or 'not set off'}"
+        rows.append(
+            {"check": f"{storm['side']} storm", "planned": f"at {storm['at_s']:g} s", "sofar": "", "state": state}
+        )
+    for probe in integrity.get("probes") or []:
+        state = GREEN if probe["checked"] else f"{WARN} {probe.get('why') or 'not yet'}"
+        rows.append(
+            {
+                "check": probe["probe"],
+                "planned": "runs",
+                "sofar": f"{probe['attempts']} attempts so far",
+                "state": state,
+            }
+        )
+    verdict = GREEN + " on plan so far" if integrity.get("carried_out") else RED + " " + "; ".join(integrity["reasons"])
+    rows.append({"check": "the run", "planned": "", "sofar": f"{elapsed} s", "state": verdict})
     return rows
 
 
@@ -341,13 +410,85 @@ BUILDERS: dict[str, Callable[[dict[str, Any], Reduction], list[dict[str, Any]]]]
     "lt-reconnects": reconnect_rows,
     "lt-ratelimits": rate_limit_rows,
     "lt-replay": replay_rows,
-    "lt-generator": generator_rows,
 }
 
 
-def extended_stats(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, Any]]:
+def extended_stats(
+    summary: dict[str, Any], reduction: Reduction, integrity: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The ``extended_stats`` entries of the stats payload: one table per tab."""
-    return [{"key": key, "data": build(summary, reduction)} for key, build in BUILDERS.items()]
+    tables = [{"key": key, "data": build(summary, reduction)} for key, build in BUILDERS.items()]
+    rows = integrity_rows(integrity, reduction) + generator_integrity_rows(summary, reduction)
+    return [*tables, {"key": "lt-integrity", "data": rows}]
+
+
+def generator_integrity_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, Any]]:
+    """The load generator's own health, in the Integrity tab: a saturated generator measures
+    itself, not the target, so it belongs with the plan (and the tab bar has no room for a tab of its own)."""
+    rows = []
+    for g in generator_rows(summary, reduction):
+        now = f"CPU now {g['cpu']} %, " if g["cpu"] not in ("", "-") else ""
+        detail = f"{now}CPU max {g['cpumax']} %, loop lag p99 {g['lag']} ms"
+        if g["sessions"] != "":
+            detail += f", {g['sessions']} sessions"
+        scope = g["worker"] if g["worker"].startswith("all") else f"worker {g['worker']}"
+        rows.append(
+            {
+                "check": f"load generator: {scope}",
+                "planned": "not saturated",
+                "sofar": f"{detail}; {g['saturated']} s saturated",
+                "state": g["state"] if g["state"].startswith("[") else f"{GREEN} {g['state']}",
+            }
+        )
+    return rows
+
+
+def series_payload(live: Any, planned_users: int | None, running: bool) -> dict[str, Any]:
+    """What the live charts draw: one row per settled second, ``t`` from the run's first second."""
+    summary = live.summary()
+    rows = list(live.series)
+    first = rows[0]["second"] if rows else 0
+    tick = summary.get("tick") or {}
+    return {
+        "running": running,
+        "nominal_hz": tick.get("nominal_hz"),
+        "threshold_hz": tick.get("threshold_hz"),
+        "planned_users": planned_users,
+        "rows": [{**{k: v for k, v in r.items() if k != "second"}, "t": r["second"] - first} for r in rows],
+    }
+
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: The charts page may run only its own script and talk only to this server: no inline script, no CDN.
+CHARTS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+CHARTS_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>game-loadtest live charts</title>
+<link rel="stylesheet" href="charts.css"></head>
+<body>
+<h1>Live charts</h1>
+<p id="state">Waiting for the first settled second.</p>
+<p>Refreshed every 2 seconds; a second is drawn once every worker's share of it has arrived (3 s late).
+Nominal tick rate <span id="nominal">-</span>, degradation threshold <span id="threshold">-</span>.
+<a href="../">Back to the Locust page</a>.</p>
+<div class="grid">
+<figure><canvas id="tick"></canvas><figcaption class="key">Tick rate players measured:
+<b class="p50"></b>p50 <b class="p5"></b>p5 <b class="min"></b>slowest <b class="nominal"></b>nominal
+<b class="threshold"></b>threshold. Good: the lines on the nominal line, p5 above the threshold.</figcaption></figure>
+<figure><canvas id="players"></canvas><figcaption class="key">Players connected <b class="players"></b>
+against planned users <b class="nominal"></b>. Good: on the planned line; short dips are sessions ending and
+rejoining.</figcaption></figure>
+<figure><canvas id="limited"></canvas><figcaption class="key">429 responses players met per second
+<b class="limited"></b>. Good: none, or only during a storm or the rate-limit probe.</figcaption></figure>
+<figure><canvas id="reconnects"></canvas><figcaption class="key">Sessions dropped <b class="dropped"></b>
+and reconnect attempts <b class="attempts"></b> per second. Good: attempts follow drops and stop within
+seconds.</figcaption></figure>
+</div>
+<script src="charts.js"></script>
+</body></html>
+"""
 
 
 # -- wiring ---------------------------------------------------------------------------------------
@@ -360,6 +501,17 @@ def install(web_ui: Any, harness: Any) -> None:
     for name, value in template_args().items():
         web_ui.template_args[name] = [*web_ui.template_args.get(name, []), *value]
 
+    scenario_cache: list[Any] = []
+    #: The live view of the test that ran last: the charts keep showing it after it stops.
+    last_live: list[Any] = [None]
+
+    def _scenario() -> Any:
+        if not scenario_cache:
+            from loadtest.runtime.records import _scenario_for_web
+
+            scenario_cache.append(_scenario_for_web())
+        return scenario_cache[0]
+
     @web_ui.app.after_request
     def _extend_stats(response: Response) -> Response:
         if not request.path.endswith("/stats/requests") or not response.is_json:
@@ -369,11 +521,59 @@ def install(web_ui: Any, harness: Any) -> None:
             return response
         try:
             payload = response.get_json()
-            payload["extended_stats"] = extended_stats(live.summary(), live.reduction)
+            try:
+                integrity = live.integrity(_scenario())
+            except Exception:  # the other tabs still show; the Integrity tab says it is waiting
+                log.exception("loadtest: could not check the run's plan for the Integrity tab")
+                integrity = None
+            payload["extended_stats"] = extended_stats(live.summary(), live.reduction, integrity)
             response.set_data(json.dumps(payload, allow_nan=False, default=str))
         except Exception:  # the live view must never break Locust's own page
             log.exception("loadtest: could not add the live collectors to the stats payload")
         return response
+
+    def _planned_users() -> int | None:
+        """The users asked for: Locust's target (the form's number) when a test runs, else the scenario's."""
+        runner = getattr(harness.environment, "runner", None)
+        target = getattr(runner, "target_user_count", None)
+        if isinstance(target, int) and target > 0:
+            return target
+        scenario = _scenario()
+        return None if scenario is None else getattr(scenario, "users", None)
+
+    def _charts_response(body: str | bytes, mimetype: str) -> Response:
+        response = make_response(body, 200)
+        response.headers["Content-Type"] = mimetype
+        response.headers["Content-Security-Policy"] = CHARTS_CSP
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @web_ui.app.route(f"/{BASE}/charts")
+    @web_ui.auth_required_if_enabled
+    def _charts_page() -> Response:
+        return _charts_response(CHARTS_PAGE, "text/html; charset=utf-8")
+
+    @web_ui.app.route(f"/{BASE}/charts.js")
+    @web_ui.auth_required_if_enabled
+    def _charts_js() -> Response:
+        return _charts_response((STATIC / "charts.js").read_bytes(), "text/javascript; charset=utf-8")
+
+    @web_ui.app.route(f"/{BASE}/charts.css")
+    @web_ui.auth_required_if_enabled
+    def _charts_css() -> Response:
+        return _charts_response((STATIC / "charts.css").read_bytes(), "text/css; charset=utf-8")
+
+    @web_ui.app.route(f"/{BASE}/series.json")
+    @web_ui.auth_required_if_enabled
+    def _series() -> Response:
+        live = harness.live or last_live[0]
+        if live is None:
+            payload: dict[str, Any] = {"running": False, "nominal_hz": None, "threshold_hz": None, "rows": []}
+        else:
+            if harness.live is not None:
+                last_live[0] = harness.live
+            payload = series_payload(live, _planned_users(), harness.live is not None)
+        return _charts_response(json.dumps(payload, allow_nan=False, default=str), "application/json")
 
     @web_ui.app.route(f"/{BASE}/<artifact>")
     @web_ui.auth_required_if_enabled

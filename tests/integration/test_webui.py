@@ -26,7 +26,7 @@ from loadtest.results.live import Live
 from loadtest.results.reduction import Reduction
 from loadtest.results.runfolder import RunFolder
 from loadtest.results.summary import summarise_folder
-from loadtest.runtime.webui import extended_stats, replay_rows, sparkline, template_args
+from loadtest.runtime.webui import CHARTS_CSP, extended_stats, integrity_rows, replay_rows, sparkline, template_args
 from tests.conftest import require
 
 CHROMIUM = "/usr/bin/chromium"
@@ -87,14 +87,15 @@ def test_every_tab_has_a_table_and_a_download_link_for_the_report() -> None:
     tabs = [t["key"] for t in args["extended_tabs"]]
     assert tabs == [t["key"] for t in args["extended_tables"]]
     titles = [t["title"] for t in args["extended_tabs"]]
-    assert titles == ["Ticks", "Reconnects", "Rate limits", "Ticket replay", "Generator"]
+    assert titles == ["Ticks", "Storms", "Limits", "Replay", "Integrity"]
     for table in args["extended_tables"]:
         # The page camel-cases payload keys; a key without underscores is the same on both sides.
         assert all("_" not in column["key"] for column in table["structure"])
     assert any(link["href"].endswith("/report") for link in args["extended_csv_files"])
+    assert any(link["href"].endswith("/charts") for link in args["extended_csv_files"])
 
 
-def test_an_accepted_replay_is_marked_red_and_a_refused_one_is_not() -> None:
+def test_an_accepted_replay_is_marked_in_words_and_a_refused_one_is_not() -> None:
     summary = {
         "replay": {
             "attempts": 3,
@@ -107,9 +108,36 @@ def test_an_accepted_replay_is_marked_red_and_a_refused_one_is_not() -> None:
         }
     }
     rows = {r["kind"]: r["verdict"] for r in replay_rows(summary, Reduction())}
-    assert rows["ticket_reuse"].startswith("\N{LARGE RED CIRCLE} ACCEPTED 1 of 2")
-    assert "\N{LARGE RED CIRCLE}" not in rows["jwt_expired"]
-    assert rows["all"].startswith("\N{LARGE RED CIRCLE} ACCEPTED 1 of 3")
+    # A mark in ASCII words: no emoji font is needed to see it (Debian's Chromium has none).
+    assert rows["ticket_reuse"].startswith("[FAIL] ACCEPTED 1 of 2")
+    assert "[FAIL]" not in rows["jwt_expired"] and rows["jwt_expired"].startswith("[OK]")
+    assert rows["all"].startswith("[FAIL] ACCEPTED 1 of 3")
+    assert all(ord(c) < 128 for r in rows.values() for c in r)
+
+
+def test_integrity_rows_say_what_is_due_and_what_is_missing() -> None:
+    reduction = Reduction()
+    reduction.first_second, reduction.last_second = 1000, 1009  # ten seconds settled
+    integrity = {
+        "carried_out": False,
+        "reasons": ["storm at 5 s was not set off"],
+        "planned_users": 6,
+        "peak_connected": 6,
+        "stages": [],
+        "workers_expected": 2,
+        "workers_seen": 2,
+        "workers_lost": [],
+        "storms": [
+            {"at_s": 5.0, "side": "client", "carried_out": False, "dropped": 0, "why": "no session to drop"},
+            {"at_s": 60.0, "side": "server", "carried_out": False, "dropped": 0, "why": "not reached"},
+        ],
+        "probes": [{"probe": "replay ticket_reuse", "checked": True, "attempts": 3, "why": None}],
+    }
+    rows = {r["check"]: r for r in integrity_rows(integrity, reduction)}
+    assert rows["players connected at once"]["state"] == "[OK]"
+    assert rows["client storm"]["state"] == "[FAIL] no session to drop"
+    assert rows["server storm"]["state"] == "not due yet"
+    assert rows["the run"]["state"].startswith("[FAIL] storm at 5 s") and rows["the run"]["sofar"] == "10 s"
 
 
 def test_sparkline_is_flat_at_the_nominal_rate_and_falls_with_the_tick_rate() -> None:
@@ -214,7 +242,7 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
     url, out, proc = web_run
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 900}, accept_downloads=True)
+        page = browser.new_page(viewport={"width": 1500, "height": 900}, accept_downloads=True)
         try:
             page.goto(url)
             page.fill("input[name=userCount]", "6")
@@ -224,16 +252,57 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
             # Columns as in loadtest.runtime.webui.TABS.
             ticks = _until(page, "Ticks", lambda rows: len(rows) > 2 and _num(rows[1][1]) > 0 and _num(rows[1][2]) > 50)
             assert _row(ticks, "whole run")[2] != "-"
-            reconnects = _until(page, "Reconnects", lambda rows: _num(_row(rows, "whole run")[2]) > 0)
+            reconnects = _until(page, "Storms", lambda rows: _num(_row(rows, "whole run")[2]) > 0)
             assert _num(_row(reconnects, "whole run")[1]) > 0
             assert any(r[0].startswith("storm at t=") for r in reconnects)
-            limits = _until(page, "Rate limits", lambda rows: "limited from" in _row(rows, "/request_token")[7])
+            limits = _until(page, "Limits", lambda rows: "limited from" in _row(rows, "/request_token")[7])
             assert _num(_row(limits, "all")[1]) > 0 and _row(limits, "all")[7] == "limit enforced"
-            replay = _until(page, "Ticket replay", lambda rows: "ACCEPTED" in _row(rows, "all")[4])
+            # Every tab fits the tab bar at 1500 px: none is cut off or scrolled out of sight.
+            cut = page.evaluate(
+                "() => [...document.querySelectorAll('[role=tab]')].filter(t => { const r = t.getBoundingClientRect();"
+                " const bar = t.closest('[role=tablist]').getBoundingClientRect();"
+                " return r.right > Math.min(bar.right, innerWidth) + 1 || r.left < bar.left - 1; })"
+                ".map(t => t.innerText)"
+            )
+            assert cut == [], f"tabs cut off at 1500 px: {cut}"
+            replay = _until(page, "Replay", lambda rows: "ACCEPTED" in _row(rows, "all")[4])
             assert "ACCEPTED" in _row(replay, "jwt_alg_none")[4]
             assert _num(_row(replay, "all")[1]) > 0
-            generator = _until(page, "Generator", lambda rows: len(rows) >= 3 and _num(rows[0][2]) > 0)
-            assert _row(generator, "all (2 process(es))")
+            integrity = _until(page, "Integrity", lambda rows: "[OK]" in _row(rows, "client storm")[3])
+            workers = [r for r in integrity if r[0].startswith("load generator: worker ")]
+            assert len(workers) == 2 and all("CPU now" in r[2] for r in workers)
+            assert _row(integrity, "load generator: all (2 process(es))")[3] == "[OK] healthy"
+            page.screenshot(path=str(tmp_path / "integrity-tab.png"))  # to look at, pass or fail
+            assert _row(integrity, "worker processes")[2] == "2" and _row(integrity, "the run")[3].startswith("[OK]")
+
+            # The live charts page, linked from the Download Data tab, under its own strict CSP.
+            page.get_by_role("tab", name="Download Data").click()
+            href = page.get_by_role("link", name=re.compile("loadtest live charts")).get_attribute("href")
+            charts = browser.new_page(viewport={"width": 1500, "height": 900})
+            refused: list[str] = []
+            charts.on("console", lambda m: "Content Security" in m.text and refused.append(m.text))
+            response = charts.goto(url + href.lstrip("./"))
+            assert response is not None and response.headers["content-security-policy"] == CHARTS_CSP
+            charts.wait_for_function("() => Number(document.body.dataset.seconds || 0) > 0", timeout=20_000)
+            seconds = int(charts.evaluate("() => document.body.dataset.seconds"))
+            charts.wait_for_function(f"() => Number(document.body.dataset.seconds) > {seconds}", timeout=20_000)
+            assert "Running:" in charts.inner_text("#state") and charts.inner_text("#nominal").endswith("Hz")
+            inked = charts.evaluate(
+                "() => ['tick', 'players'].map(id => { const c = document.getElementById(id);"
+                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+                " for (let i = 0; i < d.length; i += 4)"
+                " if (d[i + 3] && (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2])) n++;"
+                " return n; })"
+            )
+            assert all(n > 50 for n in inked), f"the charts drew no coloured line: {inked}"
+            assert not refused, refused
+            series = charts.request.get(url + "loadtest/series.json").json()
+            assert series["running"] is True and series["planned_users"] == 6 and series["nominal_hz"] == 60
+            ts = [r["t"] for r in series["rows"]]
+            assert ts == sorted(ts) and max(r["players"] for r in series["rows"]) == 6
+            assert any(r["p50"] and r["p50"] > 50 for r in series["rows"])
+            charts.screenshot(path=str(tmp_path / "live-charts.png"))
+            charts.close()
 
             before = page.request.get(url + "loadtest/report")
             assert before.status == 409, "no report may be served while the test runs"
