@@ -192,7 +192,7 @@ def evaluate(gate: Gate, metrics: dict[str, Any], windows: Iterable[dict[str, An
         return GateResult(gate, None, False, f"no metric named {metric!r}{hint}")
     value = metrics[metric]
     if gate.over is not None:
-        values = [w.get(metric) for w in windows]
+        values = [w.get(gate.metric, w.get(metric)) for w in windows]
         values = [v for v in values if v is not None] or [value]
         value = values[0]
         for other in values[1:]:
