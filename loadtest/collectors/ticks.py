@@ -514,24 +514,23 @@ def ratio(measured: float | None, nominal: float | None) -> float | None:
     return round(measured / nominal, 4)
 
 
-#: The target's gauge of its nominal tick rate, unless ``ticks.nominal_gauge`` names another:
-#: a sample named so, or ending in ``_`` and so (``mygame_nominal_tick_rate_hz``), counts.
-DEFAULT_NOMINAL_GAUGE = "nominal_tick_rate_hz"
-
-
 def gauge_nominal(target_metrics: Mapping[str, Any] | None, settings: Mapping[str, Any]) -> float | None:
     """The nominal tick rate the target's own ``/metrics`` states, from its last scrape (then its
-    first): the mean of every sample of the gauge (one per game server or room), or None."""
+    first): the mean of every sample of the gauge (one per game server or room), or None.
+
+    The gauge is ``settings["nominal_tick_gauge"]`` (``ticks.nominal_gauge``): a sample named so,
+    or ending in ``_`` and so (``mygame_nominal_tick_rate_hz`` for the default name)."""
+    from loadtest.config.settings import NOMINAL_TICK_GAUGE
+
     if not isinstance(target_metrics, Mapping) or not target_metrics.get("scraped"):
         return None
-    name = str(settings.get("nominal_tick_gauge") or DEFAULT_NOMINAL_GAUGE)
+    name = str(settings.get("nominal_tick_gauge") or NOMINAL_TICK_GAUGE)
     for phase in ("end", "start"):
         samples = target_metrics.get(phase) or {}
         values = [
             float(v)
             for k, v in samples.items()
-            if (k.split("{", 1)[0] == name or k.split("{", 1)[0].endswith("_" + name))
-            and isinstance(v, int | float)
+            if (k.split("{", 1)[0] == name or k.split("{", 1)[0].endswith("_" + name)) and isinstance(v, int | float)
         ]
         values = [v for v in values if 0 < v <= 100_000]
         if values:

@@ -29,6 +29,9 @@ CLOCK_OFFSETS = ("auto", "none", "estimate")
 RATE_LIMIT_ENDPOINTS = ("/request_token", "/join")
 #: The steps the rate-limit probe can probe, by name (``probes.rate_limit_endpoint = "join"``).
 RATE_LIMIT_STEPS = ("token", "join")
+#: The target's /metrics gauge of its nominal tick rate, unless ``ticks.nominal_gauge`` names another;
+#: a sample named so, or ending in ``_`` and so (``mygame_nominal_tick_rate_hz``), counts.
+NOMINAL_TICK_GAUGE = "nominal_tick_rate_hz"
 
 
 class SettingsError(UsageError):
@@ -213,7 +216,7 @@ class PlayerSettings(Model):
         None, gt=0, description="ticks per second (none: from the welcome, else the target's gauge)"
     )
     nominal_tick_gauge: str = Field(
-        "nominal_tick_rate_hz",
+        NOMINAL_TICK_GAUGE,
         min_length=1,
         max_length=200,
         pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",

@@ -166,8 +166,16 @@ def _step_problem(metric: str, steps: Mapping[str, str]) -> str | None:
         return None
     rest = metric[len("http.") :]
     for name in (*steps, *steps.values()):
-        if rest == name or rest.startswith(name + "."):
+        if rest == name:
             return None
+        if rest.startswith(name + "."):
+            field = rest[len(name) + 1 :]
+            tails = [p[len("http.*.") :] for p in metric_paths() if p.startswith("http.*.")]
+            if any(_matches(field, tail) for tail in tails):
+                return None
+            close = difflib.get_close_matches(field, tails, n=4, cutoff=0.5)
+            hint = f"; close names: {', '.join(f'http.{name}.{c}' for c in close)}" if close else ""
+            return f"step {name!r} has no metric {field!r}{hint} (docs/summary.md lists them)"
     named = rest.rsplit(".", 1)[0] if rest.startswith("/") else rest.split(".", 1)[0]
     field = rest[len(named) :]
     close = difflib.get_close_matches(named, [*steps, *steps.values()], n=4, cutoff=0.4)

@@ -157,6 +157,8 @@ def ticks_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, 
         )
     elif tick["nominal_hz"]:
         state = f"healthy (threshold {tick['threshold_hz']} Hz)"
+    elif tick["ticks_received"]:
+        state = "tick verdicts not checked: nominal tick rate unknown"
     else:
         state = "waiting for the first session"
     seconds: list[ticks.TickSecond] = getattr(reduction.reducer(ticks.NAME), "seconds", [])
