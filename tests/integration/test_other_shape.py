@@ -72,6 +72,7 @@ def test_bundled_smoke_passes_on_a_30_hz_backend_of_another_shape(
         pytest.skip(f"this machine is too busy to judge the run: {why}")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "smoke: PASSED" in proc.stdout
+    assert "nominal tick rate 30 Hz (from the target's /metrics)" in proc.stdout
     assert_clean(out)
     # Ratios against the nominal rate the target's own gauge states (no welcome, no ticks.nominal_hz).
     tick = s["tick"]
@@ -100,7 +101,7 @@ users = 8
 spawn_rate = 8
 
 [player]
-session_length = "3s"
+session_length = "8s"
 think_time = "0.5s"
 
 [[gates]]
@@ -118,11 +119,12 @@ def test_without_a_nominal_rate_tick_verdicts_are_not_given_and_429s_equal_the_s
     scenario = tmp_path / "limits.toml"
     scenario.write_text(SCENARIO + "".join(f'{k} = "{v}"\n' for k, v in PROTOCOL.items()), encoding="utf-8")
     out = tmp_path / "run"
-    # No gauge, no welcome, no ticks.nominal_hz; 8 players from one address meet a burst of 4.
-    with other_shape("--no-gauge", "--auth-rate", "1", "--auth-burst", "4") as url:
+    # No gauge, no welcome, no ticks.nominal_hz; 8 players from one address meet a burst of 5.
+    with other_shape("--no-gauge", "--auth-rate", "2", "--auth-burst", "5") as url:
         proc = loadtest("run", str(scenario), "--target", url, "--out", str(out))
     s = summary_of(out)
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "nominal tick rate unknown: tick verdicts not checked" in proc.stdout
     assert_clean(out)
     tick = s["tick"]
     assert tick["ticks_received"] > 0 and tick["nominal_hz"] is None and tick["nominal_source"] is None
