@@ -658,7 +658,9 @@ def _sections(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     endpoints = summary.get("http") or {}
     rows = [{"step": k, **v} for k, v in endpoints.items()]
     cols = ["step", "path", "count", "failures", "p50_ms", "p95_ms", "p99_ms", "peak_per_s", "status"]
-    words = ["step", "path", "requests", "failed", "p50 (ms)", "p95 (ms)", "p99 (ms)", "peak (req/s)", "responses by status"]
+    words = [
+        "step", "path", "requests", "failed", "p50 (ms)", "p95 (ms)", "p99 (ms)", "peak (req/s)", "responses by status"
+    ]
     out.append(
         {
             "title": "HTTP steps",
