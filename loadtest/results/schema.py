@@ -19,7 +19,7 @@ from loadtest.collectors.base import Section, registered
 from loadtest.results.integrity import IntegritySection
 
 #: Bumped whenever the shape of summary.json changes (docs/summary.md lists what changed).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SummaryError(ValueError):

@@ -35,7 +35,7 @@ def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_pat
     assert_clean(out)
     assert "[" in done.stdout and "players" in done.stdout, "progress lines while it ran"
     summary = summary_of(out)
-    assert summary["schema_version"] == 2 and summary["outcome"] == "passed"
+    assert summary["schema_version"] == 3 and summary["outcome"] == "passed"
     assert summary["integrity"]["carried_out"] is True and summary["integrity"]["reasons"] == []
     assert summary["passed"] is True and summary["incomplete"] is False
     assert summary["gates"] and all(g["passed"] for g in summary["gates"])
