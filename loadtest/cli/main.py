@@ -227,7 +227,7 @@ def resolve_scenario(name: str) -> Path:
     for candidate in bundled():
         if candidate.stem == name:
             return candidate
-    names = ", ".join(p.stem for p in bundled())
+    names = ", ".join(p.stem for p in bundled()) or "none (a broken install?)"
     raise FileNotFoundError(f"no scenario file {name!r}; bundled scenarios: {names}")
 
 
@@ -353,12 +353,13 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_scenarios(args: argparse.Namespace) -> int:
-    from loadtest.config.scenario import bundled, summary_line
+    from loadtest.config.scenario import BUNDLED_DIR, bundled, summary_line
 
     paths = bundled()
     if not paths:
-        print("no bundled scenarios found (they live in scenarios/ of a source checkout)")
-        return ExitCode.OK
+        # An install without its package data is broken, not empty: say so, and fail.
+        print(f"loadtest scenarios: no bundled scenarios in {BUNDLED_DIR} (a broken install?)", file=sys.stderr)
+        return ExitCode.USAGE
     width = max(len(p.stem) for p in paths)
     for path in paths:
         print(f"{path.stem:<{width}}  {summary_line(path)}")

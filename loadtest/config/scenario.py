@@ -1,4 +1,4 @@
-"""Scenario files: what ``loadtest run`` does, as TOML users copy from ``scenarios/``.
+"""Scenario files: what ``loadtest run`` does, as TOML users copy from ``loadtest/scenarios/``.
 
 A scenario is validated completely before anything starts, by :func:`file_model` (one pydantic
 model per protocol kind): an unknown key, a wrong type or an impossible value is a
@@ -454,10 +454,14 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
     )
 
 
+#: Where the bundled scenarios live: package data, so a plain ``pip install`` has them too (the
+#: repository's ``scenarios/`` is a link to this folder, for the paths the docs use).
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+
 def bundled() -> list[Path]:
-    """The scenarios shipped in ``scenarios/`` beside the package (a source checkout)."""
-    folder = Path(__file__).resolve().parents[2] / "scenarios"
-    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    """The scenarios shipped inside the package (``loadtest/scenarios/*.toml``)."""
+    return sorted(BUNDLED_DIR.glob("*.toml")) if BUNDLED_DIR.is_dir() else []
 
 
 def summary_line(path: Path) -> str:
