@@ -171,7 +171,7 @@ class LoadTable(Model):
 EventTable = derive(
     "EventTable",
     Storm,
-    ("at", "fraction", "close_code", "seconds", "optional"),
+    ("at", "fraction", "close_code", "seconds", "optional", "trigger", "window"),
     kind=(Literal["storm", "stall"], Field("storm", description="a reconnect storm, or a stall of the tick loops")),
     side=(Literal["client", "server"], Field("server", description="who drops the sessions of a storm")),
 )
@@ -380,6 +380,10 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
             "(or pass --target URL)",
         )
 
+    for i, e in enumerate(doc.events):
+        if e.trigger.kind != "chaos" and (e.kind, e.side) != ("storm", "server"):
+            what = "a stall" if e.kind == "stall" else f"a {e.side}-side storm"
+            raise ScenarioError(path, f"events[{i}].trigger", f"only a server-side storm has a trigger, not {what}")
     storms = tuple(
         Storm(
             at=e.at,
@@ -388,6 +392,8 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
             close_code=e.close_code,
             seconds=e.seconds,
             optional=e.optional,
+            trigger=e.trigger,
+            window=e.window,
         )
         for e in doc.events
     )
