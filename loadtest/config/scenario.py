@@ -40,6 +40,7 @@ __all__ = [
     "apply_override",
     "bundled",
     "file_model",
+    "from_table",
     "load",
     "parse_override",
     "seconds",
@@ -343,6 +344,15 @@ def load(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Sc
     for key, value in overrides or ():
         apply_override(raw, key, value)
     return _build(str(path), raw)
+
+
+def from_table(label: str, raw: dict[str, Any], overrides: list[tuple[str, Any]] | None = None) -> Scenario:
+    """A scenario from a parsed table rather than a file (``loadtest check`` without a scenario:
+    the defaults and its ``--set`` values), validated the same way; errors name ``label``."""
+    raw = copy.deepcopy(raw)
+    for key, value in overrides or ():
+        apply_override(raw, key, value)
+    return _build(label, raw)
 
 
 def _invalid(path: str, exc: ValidationError, key_of: Any = render) -> ScenarioError:
