@@ -87,7 +87,7 @@ def _type_name(value: Any) -> str:
 def shape(value: Any, depth: int = 0) -> str:
     """``{token: str (masked, 212 chars), room: "r-1", expires_in: int}``: keys and types, never a secret."""
     if isinstance(value, dict):
-        if depth >= 2:
+        if depth >= 3:
             return f"object ({len(value)} keys)"
         return (
             "{"
