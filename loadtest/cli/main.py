@@ -429,6 +429,49 @@ def _run_check(args: argparse.Namespace) -> int:
     return code if answered else ExitCode.NOT_CARRIED_OUT
 
 
+def _add_init(sub: argparse._SubParsersAction) -> None:
+    from loadtest.cli.init import DEFAULT_SOURCE
+
+    p = sub.add_parser(
+        "init",
+        help="write a scenario file to edit, with every [protocol] key listed and explained",
+        description="Write a scenario into the current directory, from a bundled one or a file, with "
+        "every [protocol] key of its protocol kind listed (commented, with its meaning and default). "
+        "An existing file is never overwritten.",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default=DEFAULT_SOURCE,
+        metavar="SCENARIO",
+        help="scenario file or bundled name to start from (default %(default)s)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="protocol.KEY=VALUE",
+        help="a [protocol] value to write uncommented (repeatable), e.g. --set protocol.token_field=access_token",
+    )
+    p.add_argument("--out", help="file to write (default: ./<scenario>.toml)")
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    from loadtest.cli.init import render, write
+    from loadtest.config.scenario import ScenarioError, parse_override
+
+    try:
+        source = resolve_scenario(args.source)
+        overrides = [parse_override(text) for text in args.set]
+    except (ScenarioError, FileNotFoundError) as exc:
+        print(f"loadtest init: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}.toml"
+    write(out, render(source, overrides))  # an InitError is a one-line usage error (main)
+    print(f"loadtest init: wrote {out}; edit its [protocol] keys, then: loadtest run {out} --target URL")
+    return ExitCode.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadtest", description="Load and resilience testing for multiplayer game backends."
@@ -440,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     sub.add_parser("scenarios", help="list the bundled scenarios")
     _add_check(sub)
+    _add_init(sub)
     return parser
 
 
@@ -452,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         "report": _run_report,
         "scenarios": _run_scenarios,
         "check": _run_check,
+        "init": _run_init,
     }
     try:
         code = handlers[args.command](args)
