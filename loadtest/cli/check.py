@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,9 +34,21 @@ from loadtest.exitcodes import ExitCode
 log = logging.getLogger(__name__)
 
 #: Keys whose values are credentials: never printed, whatever their length.
-SECRET_WORDS = ("token", "ticket", "secret", "jwt", "key", "password", "auth", "session", "reservation", "cookie")
+SECRET_WORDS = (
+    "token",
+    "ticket",
+    "seat",
+    "secret",
+    "jwt",
+    "key",
+    "password",
+    "auth",
+    "session",
+    "reservation",
+    "cookie",
+)
 #: Longest string value shown as it is (longer ones are masked: a credential under another name).
-SHOWN_CHARS = 24
+SHOWN_CHARS = 16
 #: Most messages the play step reads, whatever its length.
 MAX_MESSAGES = 5_000
 #: Inputs sent: one every this many messages.
@@ -84,14 +96,15 @@ def _type_name(value: Any) -> str:
     )
 
 
-def shape(value: Any, depth: int = 0) -> str:
-    """``{token: str (masked, 212 chars), room: "r-1", expires_in: int}``: keys and types, never a secret."""
+def shape(value: Any, depth: int = 0, hidden: Collection[str] = ()) -> str:
+    """``{token: str (masked, 212 chars), room: "r-1", expires_in: int}``: keys and types, never a
+    secret (a key named like one, one of ``hidden``, or any long string)."""
     if isinstance(value, dict):
         if depth >= 3:
             return f"object ({len(value)} keys)"
         return (
             "{"
-            + ", ".join(f"{k}: {_value_shape(str(k), v, depth)}" for k, v in list(value.items())[:20])
+            + ", ".join(f"{k}: {_value_shape(str(k), v, depth, hidden)}" for k, v in list(value.items())[:20])
             + (", ..." if len(value) > 20 else "")
             + "}"
         )
@@ -100,13 +113,13 @@ def shape(value: Any, depth: int = 0) -> str:
     return _type_name(value)
 
 
-def _value_shape(key: str, value: Any, depth: int) -> str:
+def _value_shape(key: str, value: Any, depth: int, hidden: Collection[str] = ()) -> str:
     if isinstance(value, str):
-        if _secret(key) or len(value) > SHOWN_CHARS:
+        if _secret(key) or key in hidden or len(value) > SHOWN_CHARS:
             return f"str (masked, {len(value)} chars)"
         return json.dumps(value)
     if isinstance(value, dict | list):
-        return shape(value, depth + 1)
+        return shape(value, depth + 1, hidden)
     return _type_name(value)
 
 
@@ -123,20 +136,39 @@ def _alike(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
 
 
-def candidates(reply: dict[str, Any], key: str, wanted: str, kind: type | tuple[type, ...] = str) -> list[str]:
-    """Keys of ``reply`` that could be the field named ``wanted``: values of the right type, the
-    most alike first, in name to ``wanted`` or to the reference protocol's name for ``protocol.key``
-    (a backend's ``access_token`` is most like ``token`` whatever was configured)."""
+#: Fields that hold credentials: their candidates are the long strings first (a ticket is not a room code).
+CREDENTIAL_KEYS = ("token_field", "ticket_field")
+
+
+def candidates(
+    reply: dict[str, Any],
+    key: str,
+    wanted: str,
+    kind: type | tuple[type, ...] = str,
+    rank: Callable[[str], float] | None = None,
+) -> list[str]:
+    """Keys of ``reply`` that could be the field named ``wanted``: values of the right type, by
+    ``rank`` (how a value behaved, when known), then the most alike in name to ``wanted`` or to the
+    reference protocol's name for ``protocol.key`` (``access_token`` is most like ``token``)."""
     default = str(getattr(ProtocolConfig(), key, wanted))
     keys = [str(k) for k, v in reply.items() if isinstance(v, kind) and not isinstance(v, bool) and (v or v == 0)]
-    return sorted(keys, key=lambda k: (-max(_alike(wanted, k), _alike(default, k)), k))
+    if rank is None and key in CREDENTIAL_KEYS:
+        rank = lambda k: float(len(str(reply[k])) >= SHOWN_CHARS)  # noqa: E731 - one line, used once
+    return sorted(keys, key=lambda k: (-(rank(k) if rank else 0.0), -max(_alike(wanted, k), _alike(default, k)), k))
 
 
-def field_hint(reply: Any, key: str, wanted: str, kind: type | tuple[type, ...] = str, what: str = "the reply") -> str:
+def field_hint(
+    reply: Any,
+    key: str,
+    wanted: str,
+    kind: type | tuple[type, ...] = str,
+    what: str = "the reply",
+    rank: Callable[[str], float] | None = None,
+) -> str:
     """``no `token` in the reply; it has `access_token`: set `protocol.token_field = "access_token"``."""
     if not isinstance(reply, dict):
         return f"{what} is not a JSON object, so it has no `{wanted}`"
-    found = candidates(reply, key, wanted, kind)
+    found = candidates(reply, key, wanted, kind, rank)
     if not found:
         return f"no `{wanted}` in {what}, and nothing like it (keys: {', '.join(map(str, reply)) or 'none'})"
     listed = ", ".join(f"`{k}`" for k in found[:4])
@@ -182,6 +214,7 @@ def walk(
     http = requests.Session()
     http.verify = False if settings.insecure else (settings.ca_bundle or True)
     base = base_url.rstrip("/")
+    credentials = (protocol.config.token_field, protocol.config.ticket_field)
 
     def post(step: Step, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
         started = time.monotonic()
@@ -198,7 +231,7 @@ def walk(
             reply = None
             step.shapes.append(f"not JSON ({exc.reason}): {len(r.content)} bytes")
         else:
-            step.shapes.append(shape(reply))
+            step.shapes.append(shape(reply, hidden=credentials))
         if not 200 <= r.status_code < 300:
             detail = protocol.describe_status(r.status_code, reply)
             step.status += f" ({detail})" if detail else ""
@@ -303,7 +336,8 @@ async def _play(
     play = Step("play", f"{seconds:g} s, an input every {INPUT_EVERY} messages")
     result.steps.append(play)
     kinds: Counter[str] = Counter()
-    samples: dict[str, Any] = {}
+    samples: dict[str, Any] = {}  # the first message of each kind, and the last
+    lasts: dict[str, Any] = {}
     problems: Counter[str] = Counter()
     first = last = None
     seq = 0
@@ -324,6 +358,7 @@ async def _play(
                 kind = "unreadable"
             kinds[kind] += 1
             samples.setdefault(kind, raw)
+            lasts[kind] = raw
             if kind == TICK:
                 first = first or (tick, ts)
                 last = (tick, ts)
@@ -344,7 +379,7 @@ async def _play(
         play.shapes.append(f"{kind}: {_message_shape(raw)}")
     play.ok = result.ticks > 0
     if reference:
-        play.hints += _message_hints(protocol, samples, kinds, problems, result.acked, seq)
+        play.hints += _message_hints(protocol, samples, lasts, kinds, problems, result.acked, seq)
     elif not play.ok:
         play.hints.append(f"no message was read as a tick ({dict(problems) or 'none unreadable'})")
 
@@ -382,8 +417,35 @@ def _message_shape(raw: str | bytes) -> str:
         return f"not JSON, {len(raw)} chars"
 
 
+def _decoded(raw: Any) -> dict[str, Any]:
+    with contextlib.suppress(ProtocolError):
+        value = decode_json(raw) if isinstance(raw, str) else None
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _growth(first: Any, last: Any) -> Callable[[str], float]:
+    """How much each number grew from the first message of a kind to the last: a tick number
+    grows with every tick, a clock with time, an acknowledgement with the inputs; a count does not."""
+    a, b = _decoded(first), _decoded(last)
+
+    def grew(key: str) -> float:
+        x, y = a.get(key), b.get(key)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x, y))
+        return float(y - x) if numbers and y > x else 0.0  # type: ignore[operator]
+
+    return grew
+
+
 def _message_hints(
-    protocol: Protocol, samples: dict[str, Any], kinds: Counter[str], problems: Counter[str], acked: int, sent: int
+    protocol: Protocol,
+    samples: dict[str, Any],
+    lasts: dict[str, Any],
+    kinds: Counter[str],
+    problems: Counter[str],
+    acked: int,
+    sent: int,
 ) -> list[str]:
     """Which message key to set when no tick, or no acknowledgement, was read."""
     c = protocol.config
@@ -402,10 +464,16 @@ def _message_hints(
             hints.append(field_hint(common, "type_field", c.type_field, what="the messages"))
         elif problems.get("bad_tick"):
             tick = next(m for m in typed if m.get(c.type_field) == c.tick_type)
+            grew = _growth(samples.get("unreadable"), lasts.get("unreadable"))
             if type(tick.get(c.tick_field)) is not int:
-                hints.append(field_hint(tick, "tick_field", c.tick_field, int, what="the tick messages"))
+                hints.append(field_hint(tick, "tick_field", c.tick_field, int, "the tick messages", grew))
             else:
-                hints.append(field_hint(tick, "timestamp_field", c.timestamp_field, (int, float), "the tick messages"))
+                # A clock is a number that grows, in seconds (a float, where the counters are ints).
+                clocks = {k: v for k, v in tick.items() if k != c.tick_field}
+                rank = lambda k: float(grew(k) > 0) + float(isinstance(clocks[k], float))  # noqa: E731
+                hints.append(
+                    field_hint(clocks, "timestamp_field", c.timestamp_field, (int, float), "the tick messages", rank)
+                )
         else:
             seen = sorted({str(m[c.type_field]) for m in typed})
             guess = next((t for t in seen if t not in (c.welcome_type, c.lobby_type)), seen[0])
@@ -415,17 +483,21 @@ def _message_hints(
             )
     if kinds[TICK] and sent and not acked:
         tick = next((m for m in messages if m.get(c.type_field) == c.tick_type), None)
-        if tick is not None and c.ack_field not in tick:
-            hints.append(field_hint(tick, "ack_field", c.ack_field, int, what="the tick messages"))
+        grew = _growth(samples.get(TICK), lasts.get(TICK))
+        # An acknowledgement grows as inputs are applied: without one that grew, the inputs are
+        # what the server ignores.
+        others = {k: v for k, v in (tick or {}).items() if k not in (c.tick_field, c.timestamp_field) and grew(k)}
+        if tick is not None and c.ack_field not in tick and others:
+            hints.append(field_hint(others, "ack_field", c.ack_field, int, "the tick messages", grew))
         else:
             hints.append(
-                f"no input was acknowledged: check `protocol.input_type` (now {c.input_type!r}) "
-                f"and `protocol.seq_field` (now {c.seq_field!r})"
+                f"no input was acknowledged: check `protocol.input_type` (now {c.input_type!r}), "
+                f"`protocol.seq_field` (now {c.seq_field!r}) and `protocol.ack_field` (now {c.ack_field!r})"
             )
     if kinds[TICK] and not kinds[WELCOME]:
         hints.append(
-            f"no `{c.welcome_type}` message: tick verdicts need the nominal rate from `ticks.nominal_hz` "
-            "(or set `protocol.welcome_type`)"
+            f"no `{c.welcome_type}` message, so no nominal tick rate from it: set `ticks.nominal_hz` "
+            "(or `protocol.welcome_type`, if the first message has another type)"
         )
     return hints
 

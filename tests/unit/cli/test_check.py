@@ -9,9 +9,9 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwXzEifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 
 
 def test_shapes_show_keys_and_types_and_never_a_secret() -> None:
-    text = shape({"access_token": JWT, "seat": "abc", "room": "r-1", "n": 3, "ok": True, "at": 1.5, "xs": [{"a": 1}]})
+    text = shape({"access_token": JWT, "mode": "abc", "room": "r-1", "n": 3, "ok": True, "at": 1.5, "xs": [{"a": 1}]})
     assert "access_token: str (masked, " in text and JWT not in text
-    assert 'seat: "abc"' in text and 'room: "r-1"' in text, "short values of non-secret keys are shown"
+    assert 'mode: "abc"' in text and 'room: "r-1"' in text, "short values of non-secret keys are shown"
     assert "n: int" in text and "ok: bool" in text and "at: float" in text and "xs: array (1) of {a: int}" in text
     long_value = "x" * 40
     assert long_value not in shape({"opaque": long_value}), "a long value may be a credential by another name"
