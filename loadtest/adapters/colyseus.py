@@ -35,8 +35,10 @@ import msgpack
 from loadtest.adapters import Adapter, Option
 from loadtest.adapters.protocol import (
     ACK,
+    JOIN_STEP,
     OTHER,
     PATCH,
+    TOKEN_STEP,
     JoinGrant,
     Opening,
     Protocol,
@@ -207,6 +209,13 @@ class ColyseusProtocol(Protocol):
     @staticmethod
     def _matchmake_path(method: str, target: str) -> str:
         return f"/matchmake/{method}/{quote(target, safe='')}"
+
+    def step_of(self, path: str) -> str | None:
+        """Every matchmaking request is the join step, whichever method or room its path names
+        (``create`` and ``joinById`` join modes go to paths of their own)."""
+        if path == self.options.auth_path:
+            return TOKEN_STEP
+        return JOIN_STEP if path.startswith("/matchmake/") else None
 
     def token_request(self, name: str) -> tuple[str, dict[str, Any]]:
         return self.options.auth_path, {}

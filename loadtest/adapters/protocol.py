@@ -15,7 +15,8 @@ overflows (``int(10**400 / ...)``) far from the message that caused it, on the e
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,6 +44,17 @@ class ProtocolError(LoadtestError):
         self.reason = reason
 
 
+#: The flow's steps, by the names metrics, gates and probes use (``http.token.p95_ms``), whatever
+#: their paths are on a given backend: a scenario written for one backend then fits another.
+TOKEN_STEP, JOIN_STEP, CONNECT_STEP = "token", "join", "connect"
+FLOW_STEPS = (TOKEN_STEP, JOIN_STEP, CONNECT_STEP)
+#: What an extra step's name may be: it becomes one part of a dotted metric name.
+STEP_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: The reference backend's paths, which scenarios used as step names before steps had names:
+#: ``probes.rate_limit_endpoint = "/join"`` still means the join step on any backend.
+LEGACY_STEP_PATHS = {"/request_token": TOKEN_STEP, "/join": JOIN_STEP}
+
+
 @dataclass(frozen=True)
 class ProtocolConfig:
     token_path: str = "/request_token"
@@ -68,6 +80,18 @@ class ProtocolConfig:
     tick_type: str = "tick"
     lobby_type: str = "lobby"
     input_type: str = "input"
+    #: Extra HTTP steps a player subclass makes, by name: ``{profile = "/api/v2/profile"}``. Their
+    #: metrics are ``http.<name>.*``; a gate may name them as it names ``token`` and ``join``.
+    steps: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, path in self.steps.items():
+            if not STEP_NAME.fullmatch(name) or name in FLOW_STEPS:
+                raise ValueError(
+                    f"step name {name!r} must be lower-case letters, digits and _ (not one of {', '.join(FLOW_STEPS)})"
+                )
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"step {name!r}: its path must start with '/', got {path!r}")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -146,6 +170,31 @@ class Protocol:
         )
         self._players = c.players_field
         self._kinds = {c.tick_type: TICK, c.welcome_type: WELCOME, c.lobby_type: LOBBY}
+
+    # -- step names -------------------------------------------------------------------------
+
+    def step_paths(self) -> dict[str, str]:
+        """Each HTTP step of the flow by its name, with the path it has on this backend.
+
+        Metrics are recorded under the path a request went to; summaries and gates name the step,
+        so a gate on ``http.join.p95_ms`` means the same on every backend.
+        """
+        return {TOKEN_STEP: self.config.token_path, JOIN_STEP: self.config.join_path, **self.config.steps}
+
+    def step_of(self, path: str) -> str | None:
+        """The step a request to ``path`` belongs to, or None for a path outside the flow (a
+        subclass's own request keeps its path as its name)."""
+        for step, step_path in self.step_paths().items():
+            if path == step_path:
+                return step
+        return None
+
+    def resolve_step(self, name_or_path: str) -> str | None:
+        """The step a setting names, by its name, by its path on this backend, or by the
+        reference backend's path for it (:data:`LEGACY_STEP_PATHS`); None when it names none."""
+        if name_or_path in self.step_paths():
+            return name_or_path
+        return self.step_of(name_or_path) or LEGACY_STEP_PATHS.get(name_or_path)
 
     # -- HTTP steps (gevent side) ---------------------------------------------------------
 

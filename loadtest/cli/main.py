@@ -252,10 +252,12 @@ def _overrides(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 def _impossible_gate(scenario: Any) -> str | None:
     """A gate no run can satisfy because its metric cannot exist: found before any load starts."""
+    from loadtest.adapters import protocol_for
     from loadtest.results.schema import metric_problem
 
+    steps = protocol_for(scenario.settings).step_paths()  # http.* gates name these steps (or paths)
     for i, gate in enumerate(scenario.gates):
-        problem = metric_problem(gate.metric)
+        problem = metric_problem(gate.metric, steps)
         if problem:
             return f"gates[{i}].expr: {problem}"
     return None

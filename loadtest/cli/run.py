@@ -288,6 +288,12 @@ def print_summary(summary: dict[str, Any], results: list[GateResult], out_dir: P
         f"{ws['unexpected_disconnects']}  tick p50/p5/min {fmt(tick['p50_hz'])}/{fmt(tick['p5_hz'])}/"
         f"{fmt(tick['min_hz'])} Hz"
     )
+    if tick.get("nominal_hz"):  # which rate the tick verdicts were judged against, and who said so
+        said = {"scenario": "the scenario", "welcome": "the welcome message", "target_metrics": "the target's /metrics"}
+        source = said.get(tick.get("nominal_source") or "", "the run")
+        _say(f"nominal tick rate {fmt(tick['nominal_hz'])} Hz (from {source}), p5 {fmt(tick.get('p5_ratio'))} of it")
+    elif tick.get("ticks_received"):
+        _say("nominal tick rate unknown: tick verdicts not checked")
     _say(
         f"429s met {sum(summary['rate_limit']['responses_429'].values())}  replays accepted "
         f"{rp['accepted']}/{rp['attempts']}  recovered {rc['recovered']}/{rc['dropped']}  generator "

@@ -2,13 +2,22 @@
 
 Locust's response-time buckets round percentiles (Locust issue #1563), so per-endpoint latency
 and status counts are kept here too, per second, with the same precision as everything else.
+
+Requests are recorded under the path they went to (as Locust's tables show them); the summary
+names them by the flow's step (``token``, ``join``), with the path beside it, so a gate such as
+``http.join.p95_ms < 250`` fits any backend of this shape whatever its paths. The run's own
+protocol settings, read back from the run folder, say which path is which step.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
-from loadtest.collectors.aggregates import Aggregator, Bucket
+from loadtest.collectors.aggregates import Aggregator, Bucket, hist_unit, new_histogram
 from loadtest.collectors.base import Context, Reducer, Row, Section, ms, register
 from loadtest.collectors.keys import Family
 
@@ -18,6 +27,38 @@ FAILURES = Family("failures", ("name",), greedy="name")
 STATUS = Family("status", ("name", "code"), greedy="name")
 LATENCY = Family("latency", ("name",), greedy="name", suffix="_us")
 STATUS_CLASSES = ("status_2xx", "status_4xx", "status_429", "status_5xx", "status_0", "status_other")
+log = logging.getLogger(__name__)
+
+
+def step_namer(settings: Mapping[str, Any]) -> Callable[[str], str]:
+    """``path -> step name`` for the run these settings (as recorded in ``run.json``) describe.
+
+    A path outside the flow keeps its path as its name. Settings that no longer validate (a run
+    folder older than this code) fall back to the reference protocol's steps.
+    """
+    keys = ("protocol", "protocol_kind", "protocol_options")
+    return _namer(json.dumps({k: settings.get(k) for k in keys if k in settings}, sort_keys=True, default=str))
+
+
+@lru_cache(maxsize=16)
+def _namer(recorded: str) -> Callable[[str], str]:
+    from loadtest.adapters import protocol_for
+    from loadtest.adapters.protocol import Protocol, ProtocolConfig
+    from loadtest.config.settings import PlayerSettings
+
+    values = json.loads(recorded)
+    try:
+        protocol = protocol_for(PlayerSettings.from_dict(values))
+    except Exception as exc:  # an old or foreign run folder: name its steps as best we can
+        log.debug("steps of a run named by the reference protocol: %s", exc)
+        fields = set(ProtocolConfig.field_names())
+        config = {k: v for k, v in (values.get("protocol") or {}).items() if k in fields and isinstance(v, str)}
+        protocol = Protocol(ProtocolConfig(**config))
+
+    def name(path: str) -> str:
+        return protocol.step_of(path) or path
+
+    return name
 
 
 class HttpCollector:
@@ -57,6 +98,8 @@ def status_class(code: str) -> str:
 
 
 class HttpStep(Section):
+    #: The path(s) the step's requests went to on this backend (", "-joined when several).
+    path: str
     count: int
     failures: int
     p50_ms: float | None
@@ -107,20 +150,36 @@ class HttpReducer(Reducer):
 
     def summarise(self, ctx: Context) -> dict[str, Any]:
         c, h = self.total.counts, self.total.hists
-        statuses: dict[str, dict[str, int]] = {}
-        for (name, code), value in STATUS.items(c):
-            per = statuses.setdefault(name, {})
-            per[code] = per.get(code, 0) + int(value)
+        step_of = step_namer(ctx.settings)
+        paths: dict[str, list[str]] = {}
+        for path in sorted(REQUESTS.by(c)):
+            paths.setdefault(step_of(path), []).append(path)
         out = {}
-        for name in sorted(REQUESTS.by(c)):
-            hist = h.get(LATENCY(name))
-            out[name] = {
-                "count": int(c.get(REQUESTS(name), 0)),
-                "failures": int(c.get(FAILURES(name), 0)),
+        for step in sorted(paths):
+            # Several paths of one step (Colyseus's create and join-by-id) are one step's numbers.
+            hist = None
+            status: dict[str, int] = {}
+            count = failures = 0
+            for path in paths[step]:
+                count += int(c.get(REQUESTS(path), 0))
+                failures += int(c.get(FAILURES(path), 0))
+                one = h.get(LATENCY(path))
+                if one is not None:
+                    if hist is None:
+                        hist = new_histogram(hist_unit(LATENCY(path)))
+                    hist.add(one)
+            for (path, code), value in STATUS.items(c):
+                if path in paths[step]:
+                    status[code] = status.get(code, 0) + int(value)
+            out[step] = {
+                "path": ", ".join(paths[step]),
+                "count": count,
+                "failures": failures,
                 "p50_ms": ms(hist, 50),
                 "p95_ms": ms(hist, 95),
                 "p99_ms": ms(hist, 99),
-                "status": dict(sorted(statuses.get(name, {}).items())),
-                "peak_per_s": self.peak.get(name, 0),
+                "status": dict(sorted(status.items())),
+                # Per path: seconds of two paths need not coincide, and this is what one second saw.
+                "peak_per_s": max(self.peak.get(path, 0) for path in paths[step]),
             }
         return {"http": out}

@@ -19,9 +19,9 @@ reads :attr:`TickCollector.agg`, with results identical to hdrh's own ``record_v
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -355,12 +355,25 @@ class Degradation(Section):
     p5_hz: float | None
 
 
+#: Where the nominal tick rate came from, in the order they are asked: the scenario
+#: (``ticks.nominal_hz``, or what the adapter implies), the server's welcome messages, the target's
+#: own tick-rate gauge on ``/metrics``. None: nobody said, and no tick verdict is given.
+NOMINAL_SOURCES = ("scenario", "welcome", "target_metrics")
+#: Key under which the run folder's reader passes the target's gauge to the reducers (not a setting).
+TARGET_NOMINAL = "target_nominal_hz"
+
+
 class TickSection(Section):
     nominal_hz: float | None
+    nominal_source: Literal[NOMINAL_SOURCES] | None = None
     threshold_hz: float | None
     p50_hz: float | None
     p5_hz: float | None
     min_hz: float | None
+    #: Measured / nominal: gates on these fit a server of any tick rate (``tick.p5_ratio >= 0.9``).
+    p50_ratio: float | None = None
+    p5_ratio: float | None = None
+    min_ratio: float | None = None
     ticks_received: int
     missed_ticks: int
     out_of_order: int
@@ -417,25 +430,39 @@ class TicksReducer(Reducer):
             }
         ]
 
-    def nominal(self, ctx: Context) -> float | None:
-        """The nominal rate: the scenario's, else the mean the server announced in its welcomes."""
+    def nominal(self, ctx: Context) -> tuple[float | None, str | None]:
+        """The nominal rate and where it came from (:data:`NOMINAL_SOURCES`): the scenario's, else
+        the mean the server announced in its welcomes, else the target's tick-rate gauge. Never a
+        guess: a server of unknown rate gets no tick verdict rather than one against 60 Hz."""
+        configured = ctx.nominal_hz or ctx.settings.get("nominal_tick_rate")
+        if configured:
+            return float(configured), "scenario"
         welcomes = self.total.counts.get(WELCOMES(), 0)
-        announced = round(self.total.counts[NOMINAL_SUM()] / welcomes, 3) if welcomes else None
-        return ctx.nominal_hz or ctx.settings.get("nominal_tick_rate") or announced
+        if welcomes:
+            return round(self.total.counts[NOMINAL_SUM()] / welcomes, 3), "welcome"
+        gauge = ctx.settings.get(TARGET_NOMINAL)
+        if gauge:
+            return float(gauge), "target_metrics"
+        return None, None
 
     def summarise(self, ctx: Context) -> dict[str, Any]:
         total, rows = self.total, self.seconds
         rate, lag, rtt = total.hists.get(_RATE), total.hists.get(_LAG), total.hists.get(_RTT)
-        nominal = self.nominal(ctx)
+        nominal, source = self.nominal(ctx)
         threshold = ctx.threshold or ctx.settings.get("degradation_threshold") or 0.9
         onset = self._onset.scan(rows, nominal * threshold, saturated_seconds(ctx)) if nominal else None
+        p50, p5, low = ms(rate, 50, 100), ms(rate, 5, 100), ms(rate, 0, 100)
         return {
             "tick": {
                 "nominal_hz": nominal,
+                "nominal_source": source,
                 "threshold_hz": None if not nominal else round(nominal * threshold, 3),
-                "p50_hz": ms(rate, 50, 100),
-                "p5_hz": ms(rate, 5, 100),
-                "min_hz": ms(rate, 0, 100),
+                "p50_hz": p50,
+                "p5_hz": p5,
+                "min_hz": low,
+                "p50_ratio": ratio(p50, nominal),
+                "p5_ratio": ratio(p5, nominal),
+                "min_ratio": ratio(low, nominal),
                 "ticks_received": int(total.counts.get(_TICKS, 0)),
                 "missed_ticks": int(total.counts.get(_MISSED, 0)),
                 "out_of_order": int(total.counts.get(_OOO, 0)),
@@ -478,6 +505,37 @@ class _OnsetScan:
                     break
         self.done = len(rows)
         return self.onset
+
+
+def ratio(measured: float | None, nominal: float | None) -> float | None:
+    """``measured / nominal`` to four places, or None when either is unknown."""
+    if measured is None or not nominal:
+        return None
+    return round(measured / nominal, 4)
+
+
+def gauge_nominal(target_metrics: Mapping[str, Any] | None, settings: Mapping[str, Any]) -> float | None:
+    """The nominal tick rate the target's own ``/metrics`` states, from its last scrape (then its
+    first): the mean of every sample of the gauge (one per game server or room), or None.
+
+    The gauge is ``settings["nominal_tick_gauge"]`` (``ticks.nominal_gauge``): a sample named so,
+    or ending in ``_`` and so (``mygame_nominal_tick_rate_hz`` for the default name)."""
+    from loadtest.config.settings import NOMINAL_TICK_GAUGE
+
+    if not isinstance(target_metrics, Mapping) or not target_metrics.get("scraped"):
+        return None
+    name = str(settings.get("nominal_tick_gauge") or NOMINAL_TICK_GAUGE)
+    for phase in ("end", "start"):
+        samples = target_metrics.get(phase) or {}
+        values = [
+            float(v)
+            for k, v in samples.items()
+            if (k.split("{", 1)[0] == name or k.split("{", 1)[0].endswith("_" + name)) and isinstance(v, int | float)
+        ]
+        values = [v for v in values if 0 < v <= 100_000]
+        if values:
+            return round(sum(values) / len(values), 3)
+    return None
 
 
 def saturated_seconds(ctx: Context) -> set[int]:

@@ -199,6 +199,7 @@ PlayerTable = derive(
 TICKS_KEYS = {
     "degradation_threshold": "degradation_threshold",
     "nominal_hz": "nominal_tick_rate",
+    "nominal_gauge": "nominal_tick_gauge",
     "clock_offset": "clock_offset",
 }
 TicksTable = derive("TicksTable", PlayerSettings, TICKS_KEYS)
@@ -257,7 +258,8 @@ def file_model(kind: str) -> type[ScenarioFile]:
     """The model of a scenario file whose ``[protocol]`` is of ``kind``: the reference protocol's
     keys are :class:`ProtocolConfig`'s, another adapter's are its ``options``."""
     if kind == "reference":
-        keys = {f.name: (str, Field(f.default)) for f in dataclasses.fields(ProtocolConfig)}
+        keys = {f.name: (str, Field(f.default)) for f in dataclasses.fields(ProtocolConfig) if f.name != "steps"}
+        keys["steps"] = (dict[str, str], Field(default_factory=dict, description="extra HTTP steps: name = path"))
     else:
         fields = adapters.get(kind).options_model().model_fields
         keys = {name: (info.annotation, copy.copy(info)) for name, info in fields.items()}

@@ -27,6 +27,11 @@ SETTINGS_ENV = "LOADTEST_SETTINGS"
 JOIN_MODES = ("quick", "create", "code")
 CLOCK_OFFSETS = ("auto", "none", "estimate")
 RATE_LIMIT_ENDPOINTS = ("/request_token", "/join")
+#: The steps the rate-limit probe can probe, by name (``probes.rate_limit_endpoint = "join"``).
+RATE_LIMIT_STEPS = ("token", "join")
+#: The target's /metrics gauge of its nominal tick rate, unless ``ticks.nominal_gauge`` names another;
+#: a sample named so, or ending in ``_`` and so (``mygame_nominal_tick_rate_hz``), counts.
+NOMINAL_TICK_GAUGE = "nominal_tick_rate_hz"
 
 
 class SettingsError(UsageError):
@@ -205,8 +210,9 @@ class ProbeSettings(Model):
     )
     race_sockets: int = Field(8, ge=2, le=64, description="sockets racing for one ticket")
     max_expiry_wait: Seconds = Field(30.0, gt=0, description="longest a probe waits for a ticket or token to expire")
-    rate_limit_endpoint: Literal[RATE_LIMIT_ENDPOINTS] | None = Field(
-        None, description="probe this endpoint's rate limit with rising bursts (none: off)"
+    rate_limit_endpoint: str | None = Field(
+        None,
+        description="probe this step's rate limit with rising bursts: token or join, or its path (none: off)",
     )
     rate_limit_steps: Array(Annotated[float, Field(gt=0, le=1000)]) = Field(
         (2.0, 5.0, 10.0, 20.0, 40.0), min_length=1, description="offered rates of the rate-limit probe, req/s"
@@ -235,6 +241,7 @@ class ProbeSettings(Model):
 SCENARIO_KEYS = {
     "degradation_threshold": "ticks.degradation_threshold",
     "nominal_tick_rate": "ticks.nominal_hz",
+    "nominal_tick_gauge": "ticks.nominal_gauge",
     "clock_offset": "ticks.clock_offset",
     "protocol": "protocol",
     "protocol_kind": "protocol.kind",
@@ -270,7 +277,16 @@ class PlayerSettings(Model):
     source_addresses: LoopbackAddresses = Field((), description="loopback source addresses, e.g. 127.0.0.2-127.0.0.50")
     # collectors
     degradation_threshold: float = Field(0.9, gt=0, le=1, description="fraction of the nominal tick rate")
-    nominal_tick_rate: float | None = Field(None, gt=0, description="ticks per second (none: from the welcome)")
+    nominal_tick_rate: float | None = Field(
+        None, gt=0, description="ticks per second (none: from the welcome, else the target's gauge)"
+    )
+    nominal_tick_gauge: str = Field(
+        NOMINAL_TICK_GAUGE,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="the target's /metrics gauge of its nominal tick rate (also matches <prefix>_<name>)",
+    )
     scrape_metrics: bool = True
     scrape_interval: Seconds = Field(5.0, gt=0, description="seconds between scrapes of the target's /metrics")
     clock_offset: Literal[CLOCK_OFFSETS] = Field(
@@ -308,7 +324,22 @@ class PlayerSettings(Model):
     def _consistent(self) -> PlayerSettings:
         if self.join_mode == "code" and not self.room:
             raise Problem("room", "join mode 'code' needs a room code")
+        self._rate_limit_step()
         return self
+
+    def _rate_limit_step(self) -> None:
+        """``probes.rate_limit_endpoint`` names a step of this run's protocol (by name or path)."""
+        value = self.probes.rate_limit_endpoint
+        if value is None:
+            return
+        from loadtest.adapters import protocol_for
+
+        protocol = protocol_for(self)
+        if protocol.resolve_step(value) in RATE_LIMIT_STEPS:
+            return
+        paths = protocol.step_paths()
+        allowed = ", ".join(f"{step!r} or {paths[step]!r}" for step in RATE_LIMIT_STEPS)
+        raise Problem("probes", f"rate_limit_endpoint {value!r} is no step of this protocol (allowed: {allowed})")
 
     def to_json(self) -> str:
         return self.model_dump_json()

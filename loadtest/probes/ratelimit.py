@@ -13,7 +13,7 @@ import logging
 
 import gevent
 
-from loadtest.adapters.protocol import Protocol, ProtocolError
+from loadtest.adapters.protocol import JOIN_STEP, TOKEN_STEP, Protocol, ProtocolError
 from loadtest.collectors.ratelimit import RateLimitProbeCollector
 from loadtest.config.settings import PlayerSettings
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session, probe_source
@@ -34,11 +34,12 @@ class RateLimitProbe:
         self.protocol = protocol
         self.collector = collector
         self.http = probe_session(settings, probe_source(host, settings.probes.source_address, "127.0.0.254"))
-        # The setting names a step of the flow ("/request_token" or "/join"); the path probed is
-        # the protocol's, which differs on other backends (Colyseus: /matchmake/<method>/<room>).
-        role = settings.probes.rate_limit_endpoint or "/request_token"
-        self.joins = role in ("/join", protocol.config.join_path)
-        self.endpoint = protocol.config.join_path if self.joins else protocol.config.token_path
+        # The setting names a step of the flow ("token" or "join", or a path of one, the reference
+        # backend's included); the path probed is the protocol's, which differs on other backends
+        # (Colyseus: /matchmake/<method>/<room>). The settings refused any other value.
+        step = protocol.resolve_step(settings.probes.rate_limit_endpoint or TOKEN_STEP) or TOKEN_STEP
+        self.joins = step == JOIN_STEP
+        self.endpoint = protocol.step_paths()[step]
         self._headers: dict[str, str] = {}
 
     def run(self) -> None:

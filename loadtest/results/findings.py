@@ -148,11 +148,14 @@ def _unanswered(s: dict[str, Any]) -> list[str]:
     out = []
     for step, stats in sorted((s.get("http") or {}).items()):
         silent = int((stats.get("status") or {}).get("0", 0))
-        timed_out = sum(int(errors.get(f"{step}:{reason}", 0)) for reason in UNANSWERED)
+        # Protocol errors are counted per path; a step may have several (", "-joined).
+        paths = str(stats.get("path") or step).split(", ")
+        timed_out = sum(int(errors.get(f"{p}:{reason}", 0)) for p in paths for reason in UNANSWERED)
         if silent or timed_out:
             parts = [f"{silent} got no answer (status 0)"] if silent else []
             parts += [f"{timed_out} timed out"] if timed_out else []
-            out.append(f"{step}: {' and '.join(parts)} of {stats.get('count', 0)} requests.")
+            where = step if paths == [step] else f"{step} ({', '.join(paths)})"
+            out.append(f"{where}: {' and '.join(parts)} of {stats.get('count', 0)} requests.")
     silent_from = (s.get("integrity") or {}).get("target_silent_from_s")
     if silent_from is not None:
         out.append(f"The target stopped answering at {silent_from} s: no request got an answer after that.")

@@ -1,10 +1,14 @@
 """Gates: declarative pass/fail thresholds over the summary, as CI wants them.
 
-``"tick.p5_hz >= 54"``, ``"replay.accepted == 0"``, ``"http./join.p95_ms < 250"``,
+``"tick.p5_ratio >= 0.9"``, ``"replay.accepted == 0"``, ``"http.join.p95_ms < 250"``,
 ``"rate_limit.enforced == true"``. The grammar is one comparison: ``METRIC OP VALUE``, where METRIC
 is a dotted path into the summary, OP one of ``< <= > >= == !=`` and VALUE a number, ``true``,
 ``false`` or ``null``. It is parsed by a tokenizer, never ``eval``'d: scenario files arrive in pull
 requests. A gate naming a metric that does not exist fails, and says which names are close.
+
+HTTP metrics are named by the flow's step (``http.token.*``, ``http.join.*``); a gate written
+with a path instead (``http./join.p95_ms``) is an alias of the step that has that path in this
+run, so scenarios written before steps had names keep working against the backend they fit.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ MAX_EXPRESSION = 1000
 EXCERPT = 40
 _LITERALS = {"true": True, "false": False, "null": None}
 _FORM = (
-    f"expected METRIC OP VALUE, e.g. 'tick.p5_hz >= 54' (OP one of {' '.join(OPERATORS)}; "
+    f"expected METRIC OP VALUE, e.g. 'tick.p5_ratio >= 0.9' (OP one of {' '.join(OPERATORS)}; "
     "VALUE a number, true, false or null)"
 )
 
@@ -128,7 +132,7 @@ def parse(expression: str, **options: Any) -> Gate:
 
 
 def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Every scalar of the summary under its dotted path (``http./join.p95_ms``)."""
+    """Every scalar of the summary under its dotted path (``http.join.p95_ms``)."""
     out: dict[str, Any] = {}
     for key, value in summary.items():
         path = f"{prefix}{key}"
@@ -158,28 +162,57 @@ class GateResult:
         }
 
 
+def resolve(metric: str, metrics: dict[str, Any]) -> str:
+    """``metric`` with an HTTP path in place of a step name (``http./join.p95_ms``) turned into
+    the step that has that path in these metrics (``http.join.p95_ms``); any other name as it is."""
+    if metric in metrics or not metric.startswith("http."):
+        return metric
+    rest = metric[len("http.") :]
+    for key, value in metrics.items():
+        if not (key.startswith("http.") and key.endswith(".path") and isinstance(value, str)):
+            continue
+        step = key[len("http.") : -len(".path")]
+        for path in value.split(", "):
+            if path and (rest == path or rest.startswith(path + ".")):
+                return f"http.{step}{rest[len(path) :]}"
+    return metric
+
+
 def evaluate(gate: Gate, metrics: dict[str, Any], windows: Iterable[dict[str, Any]] = ()) -> GateResult:
     """Judge one gate on the whole run's metrics, or on its worst window when it has ``over``."""
-    if gate.metric not in metrics and any(k.startswith(gate.metric + ".") for k in metrics):
+    metric = resolve(gate.metric, metrics)
+    if metric not in metrics and any(k.startswith(metric + ".") for k in metrics):
         # A section that exists (tick.degradation once an onset was found): not null, not a number.
         passed = gate.op == "!=" and gate.value is None
         verdict = "passed" if passed else "FAILED"
-        return GateResult(gate, "present", passed, f"{gate.metric} is present (an object): {verdict}")
-    if gate.metric not in metrics:
-        close = difflib.get_close_matches(gate.metric, list(metrics), n=5, cutoff=0.5)
+        return GateResult(gate, "present", passed, f"{metric} is present (an object): {verdict}")
+    if metric not in metrics:
+        close = difflib.get_close_matches(metric, list(metrics), n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(close)}" if close else ""
-        return GateResult(gate, None, False, f"no metric named {gate.metric!r}{hint}")
-    value = metrics[gate.metric]
+        return GateResult(gate, None, False, f"no metric named {metric!r}{hint}")
+    value = metrics[metric]
     if gate.over is not None:
-        values = [w.get(gate.metric) for w in windows]
+        values = [w.get(gate.metric, w.get(metric)) for w in windows]
         values = [v for v in values if v is not None] or [value]
         value = values[0]
         for other in values[1:]:
             value = gate.worse(value, other)
     if value is None and gate.value is not None:
-        return GateResult(gate, None, False, f"{gate.metric} has no data in this run")
+        why = no_data_reason(metric, metrics)
+        return GateResult(gate, None, False, f"{metric} has no data in this run{f': {why}' if why else ''}")
     passed = gate.holds(value)
     shown = f"{value:g}" if isinstance(value, float) else "null" if value is None else str(value).lower()
     verdict = "passed" if passed else "FAILED"
     where = f" (worst {gate.over:g}s window)" if gate.over is not None else ""
-    return GateResult(gate, value, passed, f"{gate.metric} = {shown}{where}: {verdict}")
+    return GateResult(gate, value, passed, f"{metric} = {shown}{where}: {verdict}")
+
+
+#: Why a tick ratio has no value when the run never learnt its nominal rate.
+NOMINAL_UNKNOWN = "nominal tick rate unknown"
+
+
+def no_data_reason(metric: str, metrics: dict[str, Any]) -> str:
+    """Why ``metric`` is null, when the summary can say (a tick ratio without a nominal rate)."""
+    if metric.startswith("tick.") and metric.endswith("_ratio") and metrics.get("tick.nominal_hz") is None:
+        return NOMINAL_UNKNOWN
+    return ""

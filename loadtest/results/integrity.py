@@ -115,6 +115,12 @@ def check(
     silent = _silent_from(reduction)
     if silent is not None:
         reasons.append(f"the target stopped answering at {silent} s: every request after that timed out or failed")
+    if summary["tick"].get("ticks_received") and not summary["tick"].get("nominal_hz"):
+        # No gate on a tick ratio can pass, and no degradation is looked for: say so, never assume 60.
+        notes.append(
+            "tick verdicts not checked: nominal tick rate unknown (no ticks.nominal_hz, no welcome "
+            "message announcing it, no tick-rate gauge on the target's /metrics)"
+        )
     engine_errors = summary["tick"].get("engine_errors")
     if engine_errors:
         notes.append(f"the harness itself failed {engine_errors} time(s) on its engine thread (see locust.log)")

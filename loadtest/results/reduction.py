@@ -147,6 +147,13 @@ def read(folder: RunFolder | str, *, windows: Mapping[float, Iterable[str]] | No
 
     folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
     settings = folder.settings()
+    # The target's own gauge of its nominal tick rate, for the tick verdicts of a run that learnt
+    # it nowhere else (no ticks.nominal_hz, no welcome message).
+    from loadtest.collectors.ticks import TARGET_NOMINAL, gauge_nominal
+
+    gauge = gauge_nominal(folder.target_metrics(), settings)
+    if gauge is not None:
+        settings = {**settings, TARGET_NOMINAL: gauge}
     reduction = Reduction(settings=settings, tables=True)
     slides = {width: Windows(width, metrics, settings) for width, metrics in (windows or {}).items()}
     index = folder.index()

@@ -283,10 +283,14 @@ def _latency_tables(
     counts = hf.groupby("endpoint")[["requests", "failures"]].sum() if len(hf) else pd.DataFrame()
     hists = totals[http.NAME]
     endpoints = sorted(set(counts.index) | {http.LATENCY.parse(n)[0] for n in hists})
+    # Rows are per path, named by the step the summary gives that path: "join (/api/v2/match)".
+    steps = {p: step for step, v in (summary.get("http") or {}).items() for p in str(v.get("path", "")).split(", ")}
     for endpoint in endpoints:
         requests = int(counts.at[endpoint, "requests"]) if endpoint in counts.index else 0
         failures = int(counts.at[endpoint, "failures"]) if endpoint in counts.index else 0
-        rows.append(_latency_row(endpoint, requests, failures, hists.get(http.LATENCY(endpoint))))
+        step = steps.get(endpoint, endpoint)
+        name = endpoint if step == endpoint else f"{step} ({endpoint})"
+        rows.append(_latency_row(name, requests, failures, hists.get(http.LATENCY(endpoint))))
     sf = frames["sessions"]
     connect = totals[sessions.NAME].get(sessions.CONNECT())
     if len(sf) or connect is not None:
@@ -337,9 +341,9 @@ def _sections(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     out.append({"title": "Reconnects", "kv": _kv(summary.get("reconnect")), "tables": []})
 
     endpoints = summary.get("http") or {}
-    rows = [{"endpoint": k, **v} for k, v in endpoints.items()]
-    cols = ["endpoint", "count", "failures", "p50_ms", "p95_ms", "p99_ms", "peak_per_s", "status"]
-    out.append({"title": "HTTP", "kv": [], "tables": [_table("Per endpoint", cols, rows)] if rows else []})
+    rows = [{"step": k, **v} for k, v in endpoints.items()]
+    cols = ["step", "path", "count", "failures", "p50_ms", "p95_ms", "p99_ms", "peak_per_s", "status"]
+    out.append({"title": "HTTP", "kv": [], "tables": [_table("Per step", cols, rows)] if rows else []})
 
     cors = summary.get("cors")
     if cors:

@@ -9,6 +9,7 @@ suite, never a silent "no data" in a report or a gate. Unknown keys are refused 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal
 
@@ -140,15 +141,47 @@ def _matches(metric: str, pattern: str) -> bool:
     )
 
 
-def metric_problem(metric: str) -> str | None:
+def metric_problem(metric: str, steps: Mapping[str, str] | None = None) -> str | None:
     """Why no run of this harness can give ``metric`` (a typo, a renamed key), with close names;
     None when some run can. Checked before a run starts, so a gate that can never pass is a
-    scenario error, not a failed run."""
+    scenario error, not a failed run.
+
+    ``steps`` (step name -> path, from the scenario's protocol) narrows ``http.*``: a gate must
+    name one of those steps, or the path of one (an alias), to be possible."""
     import difflib
 
     patterns = metric_paths()
     if any(_matches(metric, p) for p in patterns):
-        return None
+        return None if steps is None else _step_problem(metric, steps)
     close = difflib.get_close_matches(metric, patterns, n=4, cutoff=0.6)
     hint = f"; close names: {', '.join(close)}" if close else ""
     return f"no run can have a metric named {metric!r}{hint} (docs/summary.md §14 lists them)"
+
+
+def _step_problem(metric: str, steps: Mapping[str, str]) -> str | None:
+    """Why ``metric`` names no HTTP step of this protocol, or None (any metric outside ``http.``)."""
+    import difflib
+
+    if not metric.startswith("http."):
+        return None
+    rest = metric[len("http.") :]
+    for name in (*steps, *steps.values()):
+        if rest == name:
+            return None
+        if rest.startswith(name + "."):
+            field = rest[len(name) + 1 :]
+            tails = [p[len("http.*.") :] for p in metric_paths() if p.startswith("http.*.")]
+            if any(_matches(field, tail) for tail in tails):
+                return None
+            close = difflib.get_close_matches(field, tails, n=4, cutoff=0.5)
+            hint = f"; close names: {', '.join(f'http.{name}.{c}' for c in close)}" if close else ""
+            return f"step {name!r} has no metric {field!r}{hint} (docs/summary.md lists them)"
+    named = rest.rsplit(".", 1)[0] if rest.startswith("/") else rest.split(".", 1)[0]
+    field = rest[len(named) :]
+    close = difflib.get_close_matches(named, [*steps, *steps.values()], n=4, cutoff=0.4)
+    hint = f"; close names: {', '.join(f'http.{c}{field}' for c in close)}" if close else ""
+    known = ", ".join(f"{name} ({path})" for name, path in steps.items())
+    return (
+        f"no step of this protocol gives {metric!r}: its HTTP steps are {known} "
+        f"(name more in protocol.steps){hint}"
+    )

@@ -82,7 +82,7 @@ class Windows:
             self._close(self._first)
 
     def _close(self, start: int) -> None:
-        from loadtest.results.gates import flatten
+        from loadtest.results.gates import flatten, resolve
         from loadtest.results.reduction import Reduction
 
         reduction = Reduction(settings=self.settings, collectors=self.collectors)
@@ -98,4 +98,5 @@ class Windows:
             reduction.first_second = reduction.ctx.first_second = min(seconds)
             reduction.last_second = max(seconds)
         flat = flatten(reduction.sections())
-        self.values.append({metric: flat.get(metric) for metric in self.metrics})
+        # A path-named HTTP metric (http./join.p95_ms) is read from the step that has that path.
+        self.values.append({metric: flat.get(resolve(metric, flat)) for metric in self.metrics})

@@ -157,6 +157,8 @@ def ticks_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, 
         )
     elif tick["nominal_hz"]:
         state = f"healthy (threshold {tick['threshold_hz']} Hz)"
+    elif tick["ticks_received"]:
+        state = "tick verdicts not checked: nominal tick rate unknown"
     else:
         state = "waiting for the first session"
     seconds: list[ticks.TickSecond] = getattr(reduction.reducer(ticks.NAME), "seconds", [])
@@ -237,7 +239,9 @@ def _probe_text(probe: dict[str, Any] | None, endpoint: str) -> str:
 
 
 def rate_limit_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, Any]]:
-    rl, http = summary["rate_limit"], summary["http"]
+    rl, steps = summary["rate_limit"], summary["http"]
+    # The summary's HTTP steps by their paths: rate-limit counts are kept per path.
+    http = {path: v for v in steps.values() for path in str(v.get("path", "")).split(", ") if path}
     probe = rl["probe"]
     endpoints = sorted(set(http) | set(rl["responses_429"]) | ({probe["endpoint"]} if probe else set()))
     rows = []
@@ -257,7 +261,7 @@ def rate_limit_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[
     rows.append(
         {
             "endpoint": "all",
-            "requests": sum(h["count"] for h in http.values()),
+            "requests": sum(h["count"] for h in steps.values()),
             "limited": rl["responses_429_total"],
             "noretry": sum(rl["without_retry_after"].values()),
             "retryafter": _num(rl["retry_after_p50_s"], 3),

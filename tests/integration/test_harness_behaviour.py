@@ -160,8 +160,8 @@ def _counts(result) -> dict:  # type: ignore[no-untyped-def]
     return {
         "sessions": s["ws"]["sessions_opened"],
         "ended": s["ws"]["ended"],
-        "joins": s["http"]["/join"]["count"],
-        "tokens": s["http"]["/request_token"]["count"],
+        "joins": s["http"]["join"]["count"],
+        "tokens": s["http"]["token"]["count"],
         "tickets_consumed": result.target_delta("gamebackend_tickets_consumed_total"),
     }
 

@@ -47,7 +47,7 @@ def test_collector_counts_equal_the_backends_own_counters(limited_backend: Backe
     assert ours.get("/request_token", 0) == server_token
     assert ours.get("/join", 0) == server_join
     # Our own HTTP histogram saw every request Locust made.
-    assert s["http"]["/request_token"]["status"].get("429", 0) == ours["/request_token"]
+    assert s["http"]["token"]["status"].get("429", 0) == ours["/request_token"]
     assert s["rate_limit"]["retry_after_not_honoured"] == 0
     assert s["rate_limit"]["retry_after_honoured"] > 0
 

@@ -31,7 +31,7 @@ def test_an_unknown_certificate_is_refused_by_default(backend: BackendProcess, t
     assert_clean(result)
     s = result.summary
     assert s["ws"]["sessions_opened"] == 0
-    assert s["http"]["/request_token"]["status"] == {"0": s["http"]["/request_token"]["count"]}
+    assert s["http"]["token"]["status"] == {"0": s["http"]["token"]["count"]}
 
 
 def test_the_insecure_switch_works_and_is_marked(backend: BackendProcess, tmp_path: Path) -> None:

@@ -70,6 +70,6 @@ def test_a_public_api_player_runs_alone_and_its_failed_step_is_retried(tmp_path:
     assert s["ws"]["sessions_opened"] == users
     assert s["ws"]["ended"] == {"client": users}
     # post_json went through Locust's client and the player's accounting: one token per player.
-    assert s["http"]["/request_token"]["count"] == users
-    assert s["http"]["/join"]["count"] == users
+    assert s["http"]["token"]["count"] == users
+    assert s["http"]["join"]["count"] == users
     assert result.target_delta("gamebackend_tickets_consumed_total") == users

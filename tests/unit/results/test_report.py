@@ -251,9 +251,10 @@ def test_percentile_tables_match_the_summary(full_run: tuple[Path, dict[str, Any
         m[0]: m[1:]
         for m in re.findall(r"<tr>\s*<td>([^<]+)</td>" + r"\s*<td class=\"n[^\"]*\">([^<]*)</td>" * 8, section)
     }
-    assert set(rows) == {"/join", "/request_token", "WS connect"}
-    join = summary["http"]["/join"]
-    count, failures_pct, _, p50, _, p95, p99, _ = rows["/join"]
+    assert set(rows) == {"join (/join)", "token (/request_token)", "WS connect"}
+    join = summary["http"]["join"]
+    assert join["path"] == "/join"
+    count, failures_pct, _, p50, _, p95, p99, _ = rows["join (/join)"]
     assert int(count.replace(",", "")) == join["count"] == 2 * SECONDS * 4
     assert float(failures_pct) == pytest.approx(100 * join["failures"] / join["count"], abs=0.01)
     assert (float(p50), float(p95), float(p99)) == (join["p50_ms"], join["p95_ms"], join["p99_ms"])

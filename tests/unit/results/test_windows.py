@@ -8,11 +8,11 @@ import pytest
 
 from loadtest.collectors import generator, http, ticks
 from loadtest.collectors.aggregates import Bucket
-from loadtest.results.gates import flatten
+from loadtest.results.gates import flatten, resolve
 from loadtest.results.reduction import Reduction
 from loadtest.results.windows import Windows
 
-METRICS = ("tick.p5_hz", "tick.peak_players", "tick.degradation.players", "http./join.p95_ms")
+METRICS = ("tick.p5_hz", "tick.peak_players", "tick.degradation.players", "http./join.p95_ms", "tick.p5_ratio")
 
 
 def _second(rng: random.Random, second: int) -> dict[str, Bucket]:
@@ -45,7 +45,7 @@ def _brute_force(seconds: dict[int, dict[str, Bucket]], width: int, settings: di
             if start <= s < start + width:
                 reduction.add_second(s, seconds[s])
         flat = flatten(reduction.sections())
-        out.append({m: flat.get(m) for m in METRICS})
+        out.append({m: flat.get(resolve(m, flat)) for m in METRICS})  # a path names its step
     return out
 
 
@@ -64,6 +64,7 @@ def test_streaming_windows_equal_the_windows_computed_one_by_one(width: int) -> 
         most_blocks = max(most_blocks, len(windows._blocks))
     windows.finish()
     assert windows.values == _brute_force(seconds, width, settings)
+    assert any(v["http./join.p95_ms"] is not None for v in windows.values)  # read from the join step
     if width >= ticks.ONSET_HOLD:  # the degraded stretch shows in some window (the test can fail)
         assert any(v["tick.degradation.players"] for v in windows.values)
     # Bounded: never more blocks than one window holds (plus the one filling).
