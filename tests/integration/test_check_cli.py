@@ -15,16 +15,25 @@ from loadtest.backend import BackendProcess
 from loadtest.cli.check import walk
 from loadtest.cli.main import main
 from loadtest.config.scenario import from_table, load
-from tests.locust_run import loadtest
+
+
+def check(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """``loadtest check ARGS`` in this process (its walk makes real requests and a real WebSocket)."""
+    with pytest.raises(SystemExit) as done:
+        main(["check", *args])
+    out, err = capsys.readouterr()
+    return int(done.value.code), out, err
+
 
 #: Anything that looks like a credential: a JWT, or a long run of URL-safe characters (tickets).
 SECRET_SHAPED = re.compile(r"eyJ[\w-]+\.[\w-]+|[A-Za-z0-9_-]{28,}")
 
 
-def test_a_working_flow_is_exit_0_with_shapes_and_no_secret(shared_backend: BackendProcess) -> None:
-    result = loadtest("check", "--target", shared_backend.url, "--seconds", "1", timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+def test_a_working_flow_is_exit_0_with_shapes_and_no_secret(
+    shared_backend: BackendProcess, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, err = check(capsys, "--target", shared_backend.url, "--seconds", "1")
+    assert code == 0, out + err
     for step in ("login", "join", "connect", "play", "leave", "replay"):
         assert re.search(rf"^  ok   \d {step}\b", out, re.MULTILINE), out
     assert "token: str (masked" in out and "ticket: str (masked" in out
@@ -33,30 +42,34 @@ def test_a_working_flow_is_exit_0_with_shapes_and_no_secret(shared_backend: Back
     assert not SECRET_SHAPED.search(out), SECRET_SHAPED.search(out)
 
 
-def test_a_wrong_field_name_names_the_key_and_the_candidate(shared_backend: BackendProcess) -> None:
-    result = loadtest("check", "--target", shared_backend.url, "--set", "protocol.token_field=access_token", timeout=60)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAIL 1 login" in result.stdout and " 2 join" not in result.stdout, "the walk stops where it fails"
-    assert "no `access_token` in the reply; it has `token`" in result.stdout
-    assert 'set `protocol.token_field = "token"`' in result.stdout
-    assert not SECRET_SHAPED.search(result.stdout)
+def test_a_wrong_field_name_names_the_key_and_the_candidate(
+    shared_backend: BackendProcess, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, err = check(capsys, "--target", shared_backend.url, "--set", "protocol.token_field=access_token")
+    assert code == 1, out + err
+    assert "FAIL 1 login" in out and " 2 join" not in out, "the walk stops where it fails"
+    assert "no `access_token` in the reply; it has `token`" in out
+    assert 'set `protocol.token_field = "token"`' in out
+    assert not SECRET_SHAPED.search(out)
 
 
-def test_a_wrong_connect_setting_is_named_at_its_step(shared_backend: BackendProcess) -> None:
-    result = loadtest("check", "--target", shared_backend.url, "--set", "protocol.ticket_param=seat", timeout=60)
-    assert result.returncode == 1
-    assert "FAIL 3 connect" in result.stdout and "refused 403" in result.stdout
-    assert "`protocol.ticket_param` (now 'seat')" in result.stdout
+def test_a_wrong_connect_setting_is_named_at_its_step(
+    shared_backend: BackendProcess, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, _ = check(capsys, "--target", shared_backend.url, "--set", "protocol.ticket_param=seat")
+    assert code == 1
+    assert "FAIL 3 connect" in out and "refused 403" in out
+    assert "`protocol.ticket_param` (now 'seat')" in out
 
 
-def test_no_target_is_a_usage_error_and_silence_is_exit_3() -> None:
-    missing = loadtest("check", timeout=60)
-    assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.strip() == "loadtest check: no target: pass --target URL (or set target.url in the scenario)"
-    bad = loadtest("check", "--set", "protocol.kind=nope", "--target", "http://127.0.0.1:1", timeout=60)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "protocol.kind" in bad.stderr
-    silent = loadtest("check", "--target", "http://127.0.0.1:1", timeout=60)
-    assert silent.returncode == 3 and "no answer" in silent.stdout
+def test_no_target_is_a_usage_error_and_silence_is_exit_3(capsys: pytest.CaptureFixture) -> None:
+    code, out, err = check(capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == "loadtest check: no target: pass --target URL (or set target.url in the scenario)"
+    code, _, err = check(capsys, "--set", "protocol.kind=nope", "--target", "http://127.0.0.1:1")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "protocol.kind" in err
+    code, out, _ = check(capsys, "--target", "http://127.0.0.1:1")
+    assert code == 3 and "no answer" in out
 
 
 def test_check_finds_every_key_of_a_backend_of_another_shape_and_init_keeps_them(
@@ -74,7 +87,7 @@ def test_check_finds_every_key_of_a_backend_of_another_shape_and_init_keeps_them
             scenario = from_table(
                 "test", {"scenario": {"duration": "1s"}}, [(f"protocol.{k}", v) for k, v in found.items()]
             )
-            walked = walk(url, scenario.settings, seconds=1.0)
+            walked = walk(url, scenario.settings, seconds=0.6)
             hints = [h for s in walked.steps for h in s.hints if "nominal tick rate" not in h]
             if walked.flow_works and not hints:
                 break
