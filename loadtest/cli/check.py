@@ -208,12 +208,16 @@ def walk(
     protocol: Protocol | None = None,
 ) -> Walk:
     """Walk one player through the flow; never raises for anything the target does."""
-    protocol = protocol or protocol_for(settings)
+    with requests.Session() as http:
+        http.verify = False if settings.insecure else (settings.ca_bundle or True)
+        return _walk(http, base_url.rstrip("/"), settings, seconds, name, protocol or protocol_for(settings))
+
+
+def _walk(
+    http: requests.Session, base: str, settings: PlayerSettings, seconds: float, name: str, protocol: Protocol
+) -> Walk:
     reference = settings.protocol_kind == "reference"
     result = Walk()
-    http = requests.Session()
-    http.verify = False if settings.insecure else (settings.ca_bundle or True)
-    base = base_url.rstrip("/")
     credentials = (protocol.config.token_field, protocol.config.ticket_field)
 
     def post(step: Step, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
@@ -289,7 +293,11 @@ async def _connect(spec: Any, settings: PlayerSettings) -> Any:
     from loadtest.runtime.transport import choose, connector, open_tcp
 
     sock = await asyncio.wait_for(open_tcp(spec), settings.connect_timeout)
-    return await asyncio.wait_for(connector(choose())(spec, sock, log), settings.connect_timeout)
+    try:
+        return await asyncio.wait_for(connector(choose())(spec, sock, log), settings.connect_timeout)
+    except BaseException:
+        sock.close()  # a refused or failed upgrade leaves no socket behind (closing twice is harmless)
+        raise
 
 
 async def _open(spec: Any, protocol: Protocol, settings: PlayerSettings, step: Step, reference: bool) -> Any:
@@ -311,7 +319,7 @@ async def _open(spec: Any, protocol: Protocol, settings: PlayerSettings, step: S
     session = protocol.session()
     try:
         opening = await asyncio.wait_for(session.open(conn), settings.connect_timeout)
-    except (TimeoutError, Exception) as exc:  # an adapter's join that failed in any way
+    except Exception as exc:  # an adapter's join that failed in any way (a timeout included)
         conn.abort()
         step.status = f"joined but not admitted ({type(exc).__name__})"
         return None
