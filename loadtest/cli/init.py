@@ -16,7 +16,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from pydantic_core import PydanticUndefined
 
 from loadtest.adapters.protocol import PROTOCOL_KEY_HELP
@@ -47,6 +46,8 @@ def protocol_keys(kind: str) -> list[tuple[str, Any, str]]:
 
 def toml_value(value: Any) -> str:
     """One value as TOML (tables inline, since they sit on one line of the ``[protocol]`` table)."""
+    import tomli_w  # here, not at import: building the command line must not need it
+
     if isinstance(value, dict):
         items = ", ".join(f"{tomli_w.dumps({str(k): 0}).split(' = ')[0]} = {toml_value(v)}" for k, v in value.items())
         return "{ " + items + " }" if items else "{}"
