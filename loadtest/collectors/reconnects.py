@@ -196,7 +196,8 @@ class ReconnectReducer(Reducer):
                 "storms_failed": count(STORM_FAILED),
                 "storm_dropped": count(STORM_DROPPED),
                 "storm_failures": [
-                    {"at_s": float(at), "why": why} for (at, why), _ in sorted(STORM_FAILED_WHY.items(c))
+                    {"at_s": float(at), "why": why}
+                    for (at, why), _ in sorted(STORM_FAILED_WHY.items(c), key=lambda item: float(item[0][0]))
                 ],
                 "by_storm": [
                     {
