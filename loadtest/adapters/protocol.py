@@ -362,3 +362,30 @@ def _too_deep(value: dict | list) -> bool:
 def decode_json(text: str) -> object:
     """JSON of an HTTP reply, or :class:`ProtocolError` (``invalid_json``, ``too_deep``)."""
     return loads(text)
+
+
+#: What each :class:`ProtocolConfig` key means, for ``loadtest init`` (which lists every key in the
+#: scenario it writes) and the docs: stated once, beside nothing else that would repeat it.
+PROTOCOL_KEY_HELP = {
+    "token_path": "path of the login step (POST; its reply holds the player's token)",
+    "join_path": "path of the join step (POST with the token; its reply holds the ticket)",
+    "connect_path": "path of the WebSocket the ticket opens",
+    "metrics_path": "path of the target's Prometheus metrics (its own counters, compared with ours)",
+    "auth_scheme": "scheme of the join step's Authorization header: <scheme> <token>",
+    "ticket_param": "query parameter of the connect URL that carries the ticket",
+    "token_field": "field of the login reply that holds the token",
+    "player_id_field": "field of the login reply that holds the player's id",
+    "expires_in_field": "field of the login and join replies that holds a lifetime, s",
+    "ticket_field": "field of the join reply that holds the ticket",
+    "room_field": "field of the join reply (and of a join-by-code request) that holds the room",
+    "type_field": "field of every message that names its type",
+    "tick_field": "field of a tick message that holds the tick number",
+    "timestamp_field": "field of a tick message that holds the server's clock, s",
+    "ack_field": "field of a tick message that holds the latest input seq the server applied",
+    "players_field": "field of a tick message that holds the room's player count",
+    "seq_field": "field of an input message that holds its sequence number",
+    "welcome_type": "type of the first message (its tick_rate is the nominal tick rate)",
+    "tick_type": "type of a tick (state update) message",
+    "lobby_type": "type of a lobby (room roster) message",
+    "input_type": "type of the player's input message",
+}

@@ -229,7 +229,7 @@ def resolve_scenario(name: str) -> Path:
     for candidate in bundled():
         if candidate.stem == name:
             return candidate
-    names = ", ".join(p.stem for p in bundled())
+    names = ", ".join(p.stem for p in bundled()) or "none (a broken install?)"
     raise FileNotFoundError(f"no scenario file {name!r}; bundled scenarios: {names}")
 
 
@@ -361,15 +361,122 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_scenarios(args: argparse.Namespace) -> int:
-    from loadtest.config.scenario import bundled, summary_line
+    from loadtest.config.scenario import BUNDLED_DIR, bundled, summary_line
 
     paths = bundled()
     if not paths:
-        print("no bundled scenarios found (they live in scenarios/ of a source checkout)")
-        return ExitCode.OK
+        # An install without its package data is broken, not empty: say so, and fail.
+        print(f"loadtest scenarios: no bundled scenarios in {BUNDLED_DIR} (a broken install?)", file=sys.stderr)
+        return ExitCode.USAGE
     width = max(len(p.stem) for p in paths)
     for path in paths:
         print(f"{path.stem:<{width}}  {summary_line(path)}")
+    return ExitCode.OK
+
+
+# -- loadtest check and loadtest init: fitting a backend of this shape ----------------------------
+
+#: What ``loadtest check`` without a scenario checks: the defaults, and its ``--set`` values.
+_NO_SCENARIO = {"scenario": {"duration": "1s"}}
+
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="walk one player through the flow and say which [protocol] key to set "
+        "(exit 0 the flow works, 1 it stops at a step, 2 usage, 3 no answer)",
+        description="Log in, join, connect, play a few seconds, leave and reuse the ticket, as one player "
+        "with the scenario's protocol; print each step's status and the shape of each reply (secrets "
+        "masked), and, where a reply lacks a field the protocol expects, the key to set.",
+    )
+    p.add_argument("scenario", nargs="?", help="scenario file or bundled name (default: the reference protocol)")
+    p.add_argument(
+        "--target",
+        type=cli_type(TargetTable, "url"),
+        help="base URL of the backend (default: the scenario's target.url)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario value, e.g. --set protocol.token_field=access_token",
+    )
+    p.add_argument("--seconds", type=_positive(float), default=3.0, help="seconds of play (default 3)")
+
+
+def _check_scenario(args: argparse.Namespace, command: str) -> Any:
+    """The scenario ``check``/``init`` works from (printed error and None when it cannot be read)."""
+    from loadtest.config.scenario import ScenarioError, from_table, load, parse_override
+
+    try:
+        overrides = [parse_override(text) for text in args.set]
+        if getattr(args, "target", None):
+            overrides.append(("target.url", args.target))
+        name = getattr(args, "scenario", None) or getattr(args, "source", None)
+        if name:
+            return load(resolve_scenario(name), overrides)
+        return from_table("--set", _NO_SCENARIO, overrides)
+    except (ScenarioError, FileNotFoundError) as exc:
+        print(f"loadtest {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from loadtest.cli.check import report, walk
+
+    scenario = _check_scenario(args, "check")
+    if scenario is None:
+        return ExitCode.USAGE
+    if not scenario.target:
+        print("loadtest check: no target: pass --target URL (or set target.url in the scenario)", file=sys.stderr)
+        return ExitCode.USAGE
+    result = walk(scenario.target, scenario.settings, seconds=args.seconds)
+    code = report(result, scenario.target, scenario.protocol_kind)
+    answered = not (result.steps and result.steps[0].status.startswith("no answer"))
+    return code if answered else ExitCode.NOT_CARRIED_OUT
+
+
+def _add_init(sub: argparse._SubParsersAction) -> None:
+    from loadtest.cli.init import DEFAULT_SOURCE
+
+    p = sub.add_parser(
+        "init",
+        help="write a scenario file to edit, with every [protocol] key listed and explained",
+        description="Write a scenario into the current directory, from a bundled one or a file, with "
+        "every [protocol] key of its protocol kind listed (commented, with its meaning and default). "
+        "An existing file is never overwritten.",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default=DEFAULT_SOURCE,
+        metavar="SCENARIO",
+        help="scenario file or bundled name to start from (default %(default)s)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="protocol.KEY=VALUE",
+        help="a [protocol] value to write uncommented (repeatable), e.g. --set protocol.token_field=access_token",
+    )
+    p.add_argument("--out", help="file to write (default: ./<scenario>.toml)")
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    from loadtest.cli.init import render, write
+    from loadtest.config.scenario import ScenarioError, parse_override
+
+    try:
+        source = resolve_scenario(args.source)
+        overrides = [parse_override(text) for text in args.set]
+    except (ScenarioError, FileNotFoundError) as exc:
+        print(f"loadtest init: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}.toml"
+    write(out, render(source, overrides))  # an InitError is a one-line usage error (main)
+    print(f"loadtest init: wrote {out}; edit its [protocol] keys, then: loadtest run {out} --target URL")
     return ExitCode.OK
 
 
@@ -383,13 +490,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_report(sub)
     sub.add_parser("scenarios", help="list the bundled scenarios")
+    _add_check(sub)
+    _add_init(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"serve": _run_serve, "run": _run_run, "report": _run_report, "scenarios": _run_scenarios}
+    handlers = {
+        "serve": _run_serve,
+        "run": _run_run,
+        "report": _run_report,
+        "scenarios": _run_scenarios,
+        "check": _run_check,
+        "init": _run_init,
+    }
     try:
         code = handlers[args.command](args)
     except LoadtestError as exc:

@@ -21,6 +21,8 @@ DROPPED_BY = Family("dropped", ("cause",), greedy="cause")
 RESUME_REFUSED, RESUME_REFUSED_BY = Family("resume_refused"), Family("resume_refused", ("reason",), greedy="reason")
 STORMS, STORM_SIDE = Family("storms"), Family("storm", ("side",), greedy="side")
 STORM_FAILED, STORM_DROPPED = Family("storm_failed"), Family("storm_dropped")
+#: Why a scheduled storm failed, by its planned second: the integrity section names the status or exit code.
+STORM_FAILED_WHY = Family("storm_failed", ("at", "why"), greedy="why")
 RECOVERY = Family("recovery_ms")
 
 
@@ -78,9 +80,12 @@ class ReconnectCollector:
         if dropped is not None:
             b.counts[STORM_DROPPED()] += dropped
 
-    def storm_failed(self) -> None:
-        """A scheduled storm could not be set off (its trigger failed)."""
-        self.agg.count(STORM_FAILED())
+    def storm_failed(self, why: str | None = None, at: float | None = None) -> None:
+        """A scheduled storm could not be set off (its trigger failed; ``why`` says how)."""
+        b = self.agg.bucket()
+        b.counts[STORM_FAILED()] += 1
+        if why is not None and at is not None:
+            b.counts[STORM_FAILED_WHY(repr(float(at)), why.replace("\n", " "))] += 1
 
 
 def recoveries(b: Bucket) -> dict[str, Any]:
@@ -125,6 +130,11 @@ class StormRecovery(Recoveries):
     sides: list[str]
 
 
+class StormFailure(Section):
+    at_s: float
+    why: str
+
+
 class ReconnectSection(Recoveries):
     dropped_by_cause: dict[str, int]
     attempts: int
@@ -135,6 +145,7 @@ class ReconnectSection(Recoveries):
     storms_failed: int
     storm_dropped: int
     by_storm: list[StormRecovery]
+    storm_failures: list[StormFailure] = []
 
 
 @register
@@ -184,6 +195,10 @@ class ReconnectReducer(Reducer):
                 "storms": count(STORMS),
                 "storms_failed": count(STORM_FAILED),
                 "storm_dropped": count(STORM_DROPPED),
+                "storm_failures": [
+                    {"at_s": float(at), "why": why}
+                    for (at, why), _ in sorted(STORM_FAILED_WHY.items(c), key=lambda item: float(item[0][0]))
+                ],
                 "by_storm": [
                     {
                         "at_s": seg.second - (start if start is not None else seg.second),

@@ -1,4 +1,4 @@
-"""Scenario files: what ``loadtest run`` does, as TOML users copy from ``scenarios/``.
+"""Scenario files: what ``loadtest run`` does, as TOML users copy from ``loadtest/scenarios/``.
 
 A scenario is validated completely before anything starts, by :func:`file_model` (one pydantic
 model per protocol kind): an unknown key, a wrong type or an impossible value is a
@@ -49,6 +49,7 @@ __all__ = [
     "apply_override",
     "bundled",
     "file_model",
+    "from_table",
     "load",
     "parse_override",
     "seconds",
@@ -215,7 +216,7 @@ class LoadTable(Model):
 EventTable = derive(
     "EventTable",
     Storm,
-    ("at", "fraction", "close_code", "seconds", "optional"),
+    ("at", "fraction", "close_code", "seconds", "optional", "trigger", "window"),
     kind=(Literal["storm", "stall"], Field("storm", description="a reconnect storm, or a stall of the tick loops")),
     side=(Literal["client", "server"], Field("server", description="who drops the sessions of a storm")),
 )
@@ -391,6 +392,15 @@ def load(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Sc
     return _build(str(path), raw)
 
 
+def from_table(label: str, raw: dict[str, Any], overrides: list[tuple[str, Any]] | None = None) -> Scenario:
+    """A scenario from a parsed table rather than a file (``loadtest check`` without a scenario:
+    the defaults and its ``--set`` values), validated the same way; errors name ``label``."""
+    raw = copy.deepcopy(raw)
+    for key, value in overrides or ():
+        apply_override(raw, key, value)
+    return _build(label, raw)
+
+
 def _invalid(path: str, exc: ValidationError, key_of: Any = render) -> ScenarioError:
     loc, text = explain(exc)
     key = key_of(loc)
@@ -426,6 +436,10 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
             "(or pass --target URL)",
         )
 
+    for i, e in enumerate(doc.events):
+        if e.trigger.kind != "chaos" and (e.kind, e.side) != ("storm", "server"):
+            what = "a stall" if e.kind == "stall" else f"a {e.side}-side storm"
+            raise ScenarioError(path, f"events[{i}].trigger", f"only a server-side storm has a trigger, not {what}")
     storms = tuple(
         Storm(
             at=e.at,
@@ -434,6 +448,8 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
             close_code=e.close_code,
             seconds=e.seconds,
             optional=e.optional,
+            trigger=e.trigger,
+            window=e.window,
         )
         for e in doc.events
     )
@@ -503,10 +519,14 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
     )
 
 
+#: Where the bundled scenarios live: package data, so a plain ``pip install`` has them too (the
+#: repository's ``scenarios/`` is a link to this folder, for the paths the docs use).
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+
 def bundled() -> list[Path]:
-    """The scenarios shipped in ``scenarios/`` beside the package (a source checkout)."""
-    folder = Path(__file__).resolve().parents[2] / "scenarios"
-    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    """The scenarios shipped inside the package (``loadtest/scenarios/*.toml``)."""
+    return sorted(BUNDLED_DIR.glob("*.toml")) if BUNDLED_DIR.is_dir() else []
 
 
 def summary_line(path: Path) -> str:

@@ -19,7 +19,7 @@ from pydantic_core.core_schema import ValidationInfo
 
 from loadtest.adapters import AdapterKind
 from loadtest.adapters.protocol import ProtocolConfig
-from loadtest.config.model import Array, Model, Problem, Seconds, explain, render
+from loadtest.config.model import Array, Model, Problem, Seconds, default_of, explain, render
 from loadtest.errors import UsageError
 from loadtest.runtime.backoff import ReconnectPolicy
 
@@ -97,6 +97,60 @@ def _replay_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
 LoopbackAddresses = Annotated[Array(str), BeforeValidator(_addresses), AfterValidator(_loopback)]
 
 
+# -- storm triggers: how a server-side storm is set off on a backend of any kind ---------------
+
+STORM_TRIGGERS = ("chaos", "http", "command")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: ``${NAME}`` in a trigger's header value: the environment variable read when the storm fires.
+ENV_REFERENCE = r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}"
+
+
+def _trigger_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://", "/")):
+        raise ValueError(f"must start with http://, https:// or / (a path on the target), got {value!r}")
+    return value
+
+
+class StormTrigger(Model):
+    """How a server-side storm is set off: the reference backend's chaos API, an HTTP request to
+    the team's own admin endpoint, or a command (``kubectl rollout restart ...``, ``docker restart
+    ...``). Header values name environment variables (``"Bearer ${MY_ADMIN_TOKEN}"``) read when the
+    storm fires, so a secret never reaches the scenario, the run folder or a log; a command gets
+    the environment of ``loadtest run`` and its argv is written down as given (no secrets in it)."""
+
+    error = SettingsError
+
+    kind: Literal[STORM_TRIGGERS] = Field(
+        "chaos", description="chaos (the reference backend's chaos API), http (a request) or command"
+    )
+    method: Literal[HTTP_METHODS] = Field("POST", description="HTTP method of an http trigger")
+    url: Annotated[str | None, AfterValidator(_trigger_url)] = Field(
+        None, description="URL of an http trigger (a path starting with / is on the target)"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description='headers of an http trigger; values may name variables: "${NAME}"'
+    )
+    body: str | dict[str, Any] | None = Field(None, description="body of an http trigger (a table is sent as JSON)")
+    argv: Array(str) = Field((), description='the command of a command trigger, e.g. ["docker", "restart", "game"]')
+    timeout: Seconds = Field(30.0, gt=0, le=600, description="seconds the request or command may take")
+
+    @model_validator(mode="after")
+    def _complete(self) -> StormTrigger:
+        if self.kind == "http" and not self.url:
+            raise Problem("url", "an http trigger needs a url")
+        if self.kind == "command" and not self.argv:
+            raise Problem("argv", 'a command trigger needs argv, e.g. ["docker", "restart", "game-server"]')
+        # A key of another kind of trigger, set to something, is a mistake, not a no-op (defaults
+        # are allowed: the settings file carries every field).
+        own = {"chaos": (), "http": ("method", "url", "headers", "body"), "command": ("argv",)}[self.kind]
+        for key in ("method", "url", "headers", "body", "argv"):
+            if key not in own and getattr(self, key) != default_of(type(self).model_fields[key]):
+                raise Problem(
+                    key, f"not a key of a {self.kind} trigger (its keys: {', '.join(('kind', *own, 'timeout'))})"
+                )
+        return self
+
+
 class Storm(Model):
     """At ``at`` seconds into the run: drop ``fraction`` of sessions (client side: abrupt close;
     server side: the backend's chaos endpoint, with ``close_code``), or stall the tick loops."""
@@ -109,6 +163,17 @@ class Storm(Model):
     close_code: int = Field(1012, ge=1000, le=4999, description="WebSocket close code of a server-side drop")
     seconds: Seconds = Field(2.0, gt=0, le=60, description="how long a stall lasts, s")
     optional: bool = Field(False, description="not setting it off is reported, not fatal to the run")
+    #: How a server-side storm is set off, and how long after it its effect is looked for.
+    trigger: StormTrigger = Field(default_factory=StormTrigger, description="how a server-side storm is set off")
+    window: Seconds = Field(
+        10.0, gt=0, le=600, description="seconds after the trigger in which dropped sessions are its effect"
+    )
+
+    @model_validator(mode="after")
+    def _trigger_side(self) -> Storm:
+        if self.trigger.kind != "chaos" and self.side != "server":
+            raise Problem("trigger", f"only a server-side storm has a trigger (this one is {self.side})")
+        return self
 
     @classmethod
     def key_of(cls, loc: tuple[str | int, ...]) -> str:

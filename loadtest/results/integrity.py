@@ -60,6 +60,10 @@ class StormCheck(Section):
     carried_out: bool
     dropped: int | None
     why: str | None
+    #: How it was set off (chaos, http, command) and, for http and command triggers, the seconds
+    #: after its start in which the players' drops were counted as its effect.
+    trigger: str = "chaos"
+    window_s: float | None = None
 
 
 class ProbeCheck(Section):
@@ -110,7 +114,7 @@ def check(
 
     planned, stages = _load(reduction, scenario, summary, reasons)
     expected, seen, lost = _workers(reduction, scenario, reasons)
-    storms = _storms(summary, settings, reasons, notes)
+    storms = _storms(summary, settings, reasons, notes, reduction)
     probes = _probes(summary, settings, reasons, notes)
     saturated = int(summary["generator"]["seconds_saturated"])
     seconds = max(1, (reduction.last_second or 0) - (t0 or 0) + 1)
@@ -249,9 +253,7 @@ def _not_connected_why(summary: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _workers(
-    reduction: Reduction, scenario: Any, reasons: list[str]
-) -> tuple[int | None, int, list[dict[str, Any]]]:
+def _workers(reduction: Reduction, scenario: Any, reasons: list[str]) -> tuple[int | None, int, list[dict[str, Any]]]:
     gen = reduction.reducer(generator.NAME)
     spans: dict[str, tuple[int, int, int]] = getattr(gen, "workers", {})
     expected = int(scenario.workers) if scenario is not None else None
@@ -283,14 +285,21 @@ def _last_users(gen: Any, worker: str) -> int | None:
 
 
 def _storms(
-    summary: Mapping[str, Any], settings: Mapping[str, Any], reasons: list[str], notes: list[str]
+    summary: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    reasons: list[str],
+    notes: list[str],
+    reduction: Reduction | None = None,
 ) -> list[dict[str, Any]]:
     planned = sorted(settings.get("storms") or [], key=lambda s: float(s.get("at", 0)))
     recorded = list(summary["reconnect"]["by_storm"])
+    failures = _storm_failures(summary)
     out = []
     for storm in planned:
         at, side = float(storm.get("at", 0)), str(storm.get("side", "server"))
         optional = bool(storm.get("optional", False))
+        trigger = str((storm.get("trigger") or {}).get("kind", "chaos"))
+        window = float(storm.get("window", 10.0)) if trigger != "chaos" else None
         match = next(
             (r for r in recorded if side in r["sides"] and abs(r["at_s"] - at) <= STORM_SLACK_S),
             None,
@@ -298,16 +307,55 @@ def _storms(
         if match is not None:
             recorded.remove(match)
         dropped = None if match is None else int(match["dropped"])
+        if match is not None and window is not None:
+            dropped = _dropped_within(reduction, int(match["at_s"]), window, dropped)
+        failed = failures.get(at)
         why = None
-        if match is None:
+        if failed is not None:
+            why = f"its {trigger} trigger failed: {failed}"
+        elif match is None:
             why = "it was not set off (see locust.log: its trigger failed or was never reached)"
         elif side != "stall" and dropped == 0:
-            why = "it dropped no session"
-        out.append({"at_s": at, "side": side, "carried_out": why is None, "dropped": dropped, "why": why})
+            why = "it dropped no session" + (f" within {window:g} s of its {trigger} trigger" if window else "")
+        out.append(
+            {
+                "at_s": at,
+                "side": side,
+                "carried_out": why is None,
+                "dropped": dropped,
+                "why": why,
+                "trigger": trigger,
+                "window_s": window,
+            }
+        )
         if why is not None:
             sentence = f"the {side}-side storm planned at {at:g} s was not carried out: {why}"
             (notes if optional else reasons).append(sentence + (" (optional)" if optional else ""))
     return out
+
+
+def _storm_failures(summary: Mapping[str, Any]) -> dict[float, str]:
+    """Planned second -> why its storm's trigger failed (the status, exit code or timeout)."""
+    out: dict[float, str] = {}
+    for failure in summary["reconnect"].get("storm_failures") or ():
+        out.setdefault(float(failure["at_s"]), str(failure["why"]))
+    return out
+
+
+def _dropped_within(reduction: Reduction | None, start_s: int, window: float, whole: int | None) -> int | None:
+    """Sessions the players saw dropped from a trigger's start to ``window`` seconds after it: the
+    effect of a trigger whose own reply says nothing of it. Without per-second tables (a live view),
+    the drops from the storm to the next one."""
+    tables = reduction.tables if reduction is not None else None
+    if tables is None or "reconnect" not in tables:
+        return whole
+    t0 = reduction.first_second or 0
+    table = tables["reconnect"]
+    return sum(
+        int(row.get("dropped", 0))
+        for second, row in zip(table.seconds, table.rows, strict=True)
+        if start_s <= second - t0 <= start_s + window
+    )
 
 
 def _probes(

@@ -70,7 +70,7 @@ class Coordinator:
             fire(storm, h.environment.host or "", h.settings, h.collectors.reconnect, self._drop_clients)
         except StormError as exc:
             log.error("loadtest: storm at %gs (%s) not carried out: %s", storm.at, storm.side, exc)
-            h.collectors.reconnect.storm_failed()
+            h.collectors.reconnect.storm_failed(str(exc), at=storm.at)
 
     def _drop_clients(self, fraction: float) -> int | None:
         h = self.harness
