@@ -28,7 +28,7 @@ from loadtest.adapters import AdapterKind
 from loadtest.adapters.protocol import ProtocolConfig
 from loadtest.backend.config import DEFECTS
 from loadtest.config.model import Array, Model, Seconds, derive, explain, render, seconds
-from loadtest.config.settings import PlayerSettings, ProbeSettings, Storm
+from loadtest.config.settings import NETWORK_STORMS, PlayerSettings, ProbeSettings, Storm
 from loadtest.errors import UsageError
 from loadtest.results.gates import Gate, GateSyntaxError, parse
 
@@ -171,8 +171,11 @@ class LoadTable(Model):
 EventTable = derive(
     "EventTable",
     Storm,
-    ("at", "fraction", "close_code", "seconds", "optional"),
-    kind=(Literal["storm", "stall"], Field("storm", description="a reconnect storm, or a stall of the tick loops")),
+    ("at", "fraction", "close_code", "seconds", "optional", "then", "latency_ms"),
+    kind=(
+        Literal[("storm", "stall", *NETWORK_STORMS)],
+        Field("storm", description="a reconnect storm, a stall of the tick loops, or a network storm"),
+    ),
     side=(Literal["client", "server"], Field("server", description="who drops the sessions of a storm")),
 )
 PlayerTable = derive(
@@ -192,6 +195,7 @@ PlayerTable = derive(
         "max_http_in_flight",
         "source_addresses",
         "reconnect",
+        "network",
     ),
 )
 #: ``[ticks]`` key -> player setting.
@@ -383,11 +387,13 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
     storms = tuple(
         Storm(
             at=e.at,
-            side="stall" if e.kind == "stall" else e.side,
+            side=e.kind if e.kind in ("stall", *NETWORK_STORMS) else e.side,
             fraction=e.fraction,
             close_code=e.close_code,
             seconds=e.seconds,
             optional=e.optional,
+            then=e.then,
+            latency_ms=e.latency_ms,
         )
         for e in doc.events
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import requests
 
 from loadtest.collectors.reconnects import ReconnectCollector
-from loadtest.config.settings import ADMIN_TOKEN_ENV, PlayerSettings, Storm
+from loadtest.config.settings import ADMIN_TOKEN_ENV, NETWORK_STORMS, PlayerSettings, Storm
 from loadtest.errors import StormError
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session
 
@@ -31,6 +31,12 @@ def fire(
 ) -> None:
     if storm.side == "client":
         collector.storm("client", drop_clients(storm.fraction))
+        return
+    if storm.side in NETWORK_STORMS:
+        # Carried out by the players' relay (loadtest.runtime.relay), in every process at once.
+        from loadtest.runtime import network
+
+        collector.storm(storm.side, network.storm(storm))
         return
     token = os.environ.get(ADMIN_TOKEN_ENV)
     if not token:

@@ -1,0 +1,184 @@
+"""Players' networks: what the relay did, and what the server did about frozen and half-open players.
+
+The recording half samples the process's relay (:mod:`loadtest.runtime.relay`) once a second:
+its traffic and its own cost (delay it added, how late it was, its thread's CPU), the connections
+each fault caught, when the server closed each one (``server_closed_after_s``: the relay sees the
+server's FIN or RST arrive), and, each second, the faulted connections the server still holds
+once their fault is over (a ghost player and its seat). Players count their rejoins to the same
+room, and those refused as full.
+
+The relay's cost is reported here, beside the generator's health, and never judged: a verdict
+is about the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadtest.collectors.aggregates import Aggregator, Bucket
+from loadtest.collectors.base import Context, Reducer, Section, max_of, ms, register
+from loadtest.collectors.keys import Family
+
+NAME = "network"
+
+CONNECTIONS, UPSTREAM_FAILED = Family("connections"), Family("upstream_failed")
+BYTES_UP, BYTES_DOWN, CHUNKS = Family("bytes_up"), Family("bytes_down"), Family("chunks")
+PLANNED_US, ACTUAL_US = Family("planned_delay_us_sum"), Family("actual_delay_us_sum")
+OVERRUN = Family("overrun_max", suffix="_us")
+CPU_US = Family("relay_cpu_us")
+CAUGHT = Family("caught", ("kind",))
+CLOSED = Family("server_closed", ("kind",))
+CLOSE_AFTER = Family("close_after", ("kind",), suffix="_ms")
+#: Per second: faulted connections whose fault is over and which the server still holds, and their age.
+HELD = Family("held", ("kind",))
+HELD_AGE = Family("held_age", ("kind",), suffix="_ms")
+REJOIN = Family("rejoin", ("outcome",))  # ok, refused_full, other
+
+
+class NetworkCollector:
+    """Fed by the relay sampler (one per process) and by players' rejoins."""
+
+    def __init__(self) -> None:
+        self.agg = Aggregator(NAME)
+        self._last: dict[str, float] = {}
+        self._seen_closed: set[int] = set()
+
+    def sample(self, snapshot: dict[str, Any], second: int | None = None) -> None:
+        """One reading of :meth:`~loadtest.runtime.relay.RelayStats.snapshot`: deltas since the last."""
+        b = self.agg.bucket(second)
+        for family, key, scale in (
+            (CONNECTIONS, "connections", 1),
+            (UPSTREAM_FAILED, "upstream_failed", 1),
+            (BYTES_UP, "bytes_up", 1),
+            (BYTES_DOWN, "bytes_down", 1),
+            (CHUNKS, "chunks", 1),
+            (PLANNED_US, "planned_delay_s", 1e6),
+            (ACTUAL_US, "actual_delay_s", 1e6),
+            (CPU_US, "cpu_s", 1e6),
+        ):
+            value = float(snapshot.get(key, 0)) * scale
+            delta = value - self._last.get(key, 0.0)
+            self._last[key] = value
+            if delta > 0:
+                b.counts[family()] += round(delta)
+        if snapshot.get("overrun_max_ms"):
+            b.observe(OVERRUN(), max(1.0, snapshot["overrun_max_ms"] * 1000))
+        for kind, n in snapshot.get("faults", {}).items():
+            key = f"fault:{kind}"
+            delta = n - self._last.get(key, 0)
+            self._last[key] = n
+            if delta > 0:
+                b.counts[CAUGHT(kind)] += delta
+        for i, record in enumerate(snapshot.get("records", ())):
+            kind, closed_after = record["kind"], record["server_closed_after_s"]
+            if closed_after is not None:
+                if i not in self._seen_closed:
+                    self._seen_closed.add(i)
+                    b.counts[CLOSED(kind)] += 1
+                    b.observe(CLOSE_AFTER(kind), max(1.0, closed_after * 1000))
+            elif record["fault_s"] < record["age_s"] - 0.5:  # the fault is over, the server still holds it
+                b.counts[HELD(kind)] += 1
+                b.observe(HELD_AGE(kind), max(1.0, record["age_s"] * 1000))
+
+    def rejoin(self, outcome: str) -> None:
+        self.agg.bucket().counts[REJOIN(outcome)] += 1
+
+
+class RelayCost(Section):
+    routes_connections: int
+    upstream_failed: int
+    bytes_up: int
+    bytes_down: int
+    added_delay_mean_ms: float | None
+    lateness_mean_ms: float | None
+    lateness_max_ms: float | None
+    cpu_s: float
+
+
+class FaultOutcome(Section):
+    connections: int
+    server_closed: int
+    close_after_p50_s: float | None
+    close_after_max_s: float | None
+    held_at_end: int
+    held_max_s: float | None
+
+
+class Rejoins(Section):
+    attempts: int
+    ok: int
+    refused_full: int
+
+
+class NetworkSection(Section):
+    relay: RelayCost
+    faults: dict[str, FaultOutcome]
+    #: Faulted connections the server still held in the last second (ghost players), all kinds.
+    held_at_end: int
+    #: The longest the server kept a frozen or half-open player, closed or not, s.
+    held_max_s: float | None
+    rejoin: Rejoins
+
+
+@register
+class NetworkReducer(Reducer):
+    name = NAME
+    models = {"network": NetworkSection | None}
+    sections = ("network",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_held: dict[str, int] = {}
+
+    def fact(self, second: int, bucket: Bucket) -> dict[str, int]:
+        return {kind: int(n) for (kind,), n in HELD.items(bucket.counts)}
+
+    def observe(self, second: int, fact: dict[str, int]) -> None:
+        self.last_held = fact
+
+    def summarise(self, ctx: Context) -> dict[str, Any]:
+        c, h = self.total.counts, self.total.hists
+        if not c and not h:
+            return {"network": None}
+        chunks = int(c.get(CHUNKS(), 0))
+        planned, actual = c.get(PLANNED_US(), 0), c.get(ACTUAL_US(), 0)
+        kinds = sorted({k for (k,), _ in CAUGHT.items(c)} | {k for (k,), _ in HELD.items(c)})
+        faults: dict[str, dict[str, Any]] = {}
+        longest: list[float] = []
+        for kind in kinds:
+            close_hist, held_hist = h.get(CLOSE_AFTER(kind)), h.get(HELD_AGE(kind))
+            close_max = max_of(close_hist, 1000)
+            held_max = max_of(held_hist, 1000)
+            longest += [v for v in (close_max, held_max) if v is not None]
+            faults[kind] = {
+                "connections": int(c.get(CAUGHT(kind), 0)),
+                "server_closed": int(c.get(CLOSED(kind), 0)),
+                "close_after_p50_s": ms(close_hist, 50, 1000),
+                "close_after_max_s": close_max,
+                "held_at_end": self.last_held.get(kind, 0),
+                "held_max_s": held_max,
+            }
+        held_kinds = [k for k in kinds if k in ("freeze", "blackhole")]
+        rejoin = REJOIN.by(c)
+        return {
+            "network": {
+                "relay": {
+                    "routes_connections": int(c.get(CONNECTIONS(), 0)),
+                    "upstream_failed": int(c.get(UPSTREAM_FAILED(), 0)),
+                    "bytes_up": int(c.get(BYTES_UP(), 0)),
+                    "bytes_down": int(c.get(BYTES_DOWN(), 0)),
+                    "added_delay_mean_ms": round(planned / chunks / 1000, 3) if chunks else None,
+                    "lateness_mean_ms": round((actual - planned) / chunks / 1000, 3) if chunks else None,
+                    "lateness_max_ms": max_of(h.get(OVERRUN()), 1000),
+                    "cpu_s": round(c.get(CPU_US(), 0) / 1e6, 3),
+                },
+                "faults": faults,
+                "held_at_end": sum(self.last_held.get(k, 0) for k in held_kinds),
+                "held_max_s": max(longest) if longest else None,
+                "rejoin": {
+                    "attempts": sum(rejoin.values()),
+                    "ok": rejoin.get("ok", 0),
+                    "refused_full": rejoin.get("refused_full", 0),
+                },
+            }
+        }
