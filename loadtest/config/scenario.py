@@ -52,6 +52,7 @@ BACKEND_OPTIONS = {
     "tick_rate": ("--tick-rate", float),
     "game_servers": ("--game-servers", int),
     "room_capacity": ("--room-capacity", int),
+    "heartbeat": ("--heartbeat", float),
     "substeps": ("--substeps", int),
     "ticket_ttl": ("--ticket-ttl", float),
     "token_ttl": ("--token-ttl", float),

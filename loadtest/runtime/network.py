@@ -13,18 +13,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
-from requests.adapters import HTTPAdapter
 
 from loadtest.collectors.network import NetworkCollector
 from loadtest.config.settings import NETWORK_STORMS, PlayerSettings, Storm
 from loadtest.runtime.engine import SessionSpec
-from loadtest.runtime.relay import Conditions, Relay
+from loadtest.runtime.relay import Conditions, Relay, RelayAdapter
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +114,6 @@ def wants_relay(settings: PlayerSettings) -> bool:
 def on_bad_link(index: int, share: float) -> bool:
     """Every ``1/share``-th player, spread evenly: exactly ``share`` of any run of players."""
     return int((index + 1) * share) > int(index * share)
-
-
-class RelayAdapter(HTTPAdapter):
-    """Sends a player's HTTP to its relay route, keeping the target's URL in the Host header."""
-
-    def __init__(self, route: tuple[str, int], hostname: str, **kwargs: Any) -> None:
-        self._route = route
-        self._hostname = hostname
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        # https through the relay: TLS is end to end, so the certificate is the target's name's.
-        kwargs["server_hostname"] = self._hostname
-        kwargs["assert_hostname"] = self._hostname
-        super().init_poolmanager(*args, **kwargs)
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        parts = urlsplit(request.url)
-        request.headers.setdefault("Host", parts.netloc)
-        request.url = urlunsplit(parts._replace(netloc=f"{self._route[0]}:{self._route[1]}"))
-        return super().send(request, *args, **kwargs)
 
 
 class PlayerLink:

@@ -33,8 +33,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from gevent import monkey
+from requests.adapters import HTTPAdapter
 
 log = logging.getLogger(__name__)
 
@@ -585,3 +587,24 @@ class Relay:
                 task.cancel()
         await asyncio.sleep(0)
         asyncio.get_running_loop().stop()
+
+
+class RelayAdapter(HTTPAdapter):
+    """Sends a player's HTTP to its relay route, keeping the target's URL in the Host header."""
+
+    def __init__(self, route: tuple[str, int], hostname: str, **kwargs: Any) -> None:
+        self._route = route
+        self._hostname = hostname
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        # https through the relay: TLS is end to end, so the certificate is the target's name's.
+        kwargs["server_hostname"] = self._hostname
+        kwargs["assert_hostname"] = self._hostname
+        super().init_poolmanager(*args, **kwargs)
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        parts = urlsplit(request.url)
+        request.headers.setdefault("Host", parts.netloc)
+        request.url = urlunsplit(parts._replace(netloc=f"{self._route[0]}:{self._route[1]}"))
+        return super().send(request, *args, **kwargs)

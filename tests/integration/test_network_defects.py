@@ -1,0 +1,102 @@
+"""The backend's network defects caught by the relay's own evidence, with real sockets (no Locust).
+
+A player's HTTP and WebSocket go through a relay route as they do in a run; the relay's fault
+records say when the server closed a half-open connection, and a rejoin to a full room says
+whether a dropped player's seat was given back.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from websockets.sync.client import connect
+
+from loadtest.runtime.relay import Relay, RelayAdapter
+from tests.client import next_of_type, wait_until
+from tests.conftest import client_of
+
+
+@pytest.fixture
+def relays() -> Iterator[list[Relay]]:
+    made: list[Relay] = []
+    yield made
+    for relay in made:
+        relay.stop()
+
+
+def _relay(relays: list[Relay]) -> Relay:
+    relay = Relay(seed=2)
+    relays.append(relay)
+    return relay
+
+
+def _target(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def _session_via(route: tuple[str, int], url: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", RelayAdapter(route, _target(url)[0]))
+    return session
+
+
+def test_source_addresses_reach_the_per_ip_limiter_through_the_relay(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
+    backend = start_backend("--token-rate", "0.01", "--token-burst", "3", generous=False)
+    relay = _relay(relays)
+    first = _session_via(relay.route(_target(backend.url), source="127.0.0.21"), backend.url)
+    second = _session_via(relay.route(_target(backend.url), source="127.0.0.22"), backend.url)
+    codes = [first.post(backend.url + "/request_token", json={"name": "a"}, timeout=5).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]  # one address's burst, spent through the relay
+    assert second.post(backend.url + "/request_token", json={"name": "b"}, timeout=5).status_code == 200
+
+
+def _half_open_close_after(backend, relays: list[Relay], hold: float) -> float | None:  # type: ignore[no-untyped-def]
+    client = client_of(backend)
+    _, grant = client.ticket("ghost")
+    relay = _relay(relays)
+    route = relay.route(_target(backend.url))
+    sock = socket.create_connection(route, timeout=5)
+    with connect(f"{client.ws_url}/connect?ticket={grant['ticket']}", sock=sock, open_timeout=5) as ws:
+        next_of_type(ws, "welcome")
+        assert relay.storm("blackhole", 1.0, seconds=hold) == 1
+        wait_until(lambda: relay.stats.records and relay.stats.records[0].server_closed_after_s is not None, hold)
+        return relay.stats.records[0].server_closed_after_s
+
+
+def test_the_heartbeat_drops_a_half_open_player(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
+    backend = start_backend("--heartbeat", "1")
+    closed_after = _half_open_close_after(backend, relays, hold=4.0)
+    assert closed_after is not None and 0.9 <= closed_after <= 3.5, closed_after
+
+
+def test_no_heartbeat_keeps_a_half_open_player(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
+    backend = start_backend("--heartbeat", "1", defects=("no-heartbeat",))
+    assert _half_open_close_after(backend, relays, hold=4.0) is None
+    assert client_of(backend).metric("gamebackend_players") == 1  # the ghost still counts as a player
+
+
+def _rejoin_status(backend) -> int:  # type: ignore[no-untyped-def]
+    client = client_of(backend)
+    _, grant_a = client.ticket("a", {"create": True})
+    token_b = client.token("b")
+    grant_b = client.join(token_b, {"room": grant_a["room"]})
+    with client.connect(grant_a["ticket"]) as ws_a:
+        next_of_type(ws_a, "welcome")
+        with client.connect(grant_b["ticket"]) as ws_b:
+            next_of_type(ws_b, "welcome")
+        # b dropped; wait until the matchmaker saw it go
+        assert wait_until(lambda: client.metric("gamebackend_players") == 1, 5)
+        return client.join_response(token_b, {"room": grant_a["room"]}).status_code
+
+
+def test_a_dropped_players_seat_is_given_back(start_backend) -> None:  # type: ignore[no-untyped-def]
+    assert _rejoin_status(start_backend("--room-capacity", "2")) == 200
+
+
+def test_seat_leak_refuses_the_rejoin_as_full(start_backend) -> None:  # type: ignore[no-untyped-def]
+    assert _rejoin_status(start_backend("--room-capacity", "2", defects=("seat-leak",))) == 409
