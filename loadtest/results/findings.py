@@ -188,6 +188,33 @@ def _tls(s: dict[str, Any]) -> list[str]:
     return []
 
 
+def _network(s: dict[str, Any]) -> list[str]:
+    """What the server did with frozen, half-open and reset players (the relay's evidence)."""
+    net = s.get("network") or {}
+    out = []
+    for kind, f in sorted((net.get("faults") or {}).items()):
+        if kind not in ("freeze", "blackhole") or not f.get("connections"):
+            continue
+        what = "frozen" if kind == "freeze" else "half-open"
+        if f.get("held_at_end"):
+            out.append(
+                f"The server never dropped {f['held_at_end']} {what} connection(s) "
+                f"(kept for {f['held_max_s']:.1f} s and counting): no heartbeat detects dead players."
+            )
+        elif f.get("server_closed"):
+            out.append(
+                f"The server closed {f['server_closed']} of {f['connections']} {what} connection(s) "
+                f"after {f['close_after_p50_s']:.1f} s (max {f['close_after_max_s']:.1f} s)."
+            )
+    rejoin = net.get("rejoin") or {}
+    if rejoin.get("refused_full"):
+        out.append(
+            f"{rejoin['refused_full']} of {rejoin['attempts']} rejoins to the player's own room were refused as "
+            "full: a dropped player's seat is still held."
+        )
+    return out
+
+
 RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _replay,
     _ticks,
@@ -199,6 +226,7 @@ RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _cors,
     _generator,
     _tls,
+    _network,
 ]
 
 

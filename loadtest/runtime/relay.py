@@ -228,6 +228,8 @@ class _Pipe:
                 if route.mode == "blackhole" or self.link.ghost:
                     continue  # the path is gone: what is sent is lost
                 if self.name == "up":
+                    if not stats.bytes_up or not self.link.websocket:
+                        self.link.websocket = self.link.websocket or b"upgrade: websocket" in data[:4096].lower()
                     stats.bytes_up += len(data)
                 else:
                     stats.bytes_down += len(data)
@@ -290,6 +292,7 @@ class _Link:
         self.route = route
         self.client_reader, self.client_writer = reader, writer
         self.up_writer: asyncio.StreamWriter | None = None
+        self.websocket = False  # an HTTP upgrade to WebSocket went through: a player's session
         self.ghost = False  # the client side is gone; the server's side is kept, silent, until it closes
         self.record: FaultRecord | None = None
         self.down: _Pipe | None = None
@@ -405,7 +408,9 @@ class _Link:
         stats = self.route.relay.stats
         stats.faults[kind] = stats.faults.get(kind, 0) + 1
         self.record = FaultRecord(kind, time.monotonic())
-        if len(stats.records) < MAX_RECORDS:
+        # Only sessions are watched for the server's close: an idle HTTP keep-alive connection is
+        # the server's to keep for its own idle timeout.
+        if self.websocket and len(stats.records) < MAX_RECORDS:
             stats.records.append(self.record)
         if kind == "blackhole":
             for pipe in (self.up, self.down):

@@ -84,6 +84,9 @@ def relay() -> Iterator[Relay]:
     r.stop()
 
 
+UPGRADE = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
+
+
 def _connect(address: tuple[str, int]) -> socket.socket:
     s = socket.create_connection(address, timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -162,13 +165,16 @@ def _wait(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-d
 
 def test_blackhole_is_half_open_then_the_client_is_reset(relay: Relay, upstream: Upstream) -> None:
     with _connect(relay.route(upstream.address)) as sock:
+        sock.sendall(UPGRADE)  # a session: the relay watches what the server does with it
+        _wait(lambda: upstream.received > 0)
+        sock.recv(1024)
         _round_trips(sock, 2)
         assert _wait(lambda: relay.storm("blackhole", 1.0, seconds=0.6) == 1, 1)
         sock.sendall(b"lost\n")
         sock.settimeout(0.3)
         with pytest.raises(TimeoutError):
             sock.recv(64)  # nothing comes back, and no FIN either
-        assert upstream.received == 2 * len(b"ping 0000\n")  # the server never got "lost"
+        assert upstream.received == len(UPGRADE) + 2 * len(b"ping 0000\n")  # the server never got "lost"
         assert upstream.closed == []  # nor learned anything
         sock.settimeout(2)
         with pytest.raises(ConnectionResetError):
