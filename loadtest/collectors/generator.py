@@ -88,6 +88,8 @@ class GeneratorSection(Section):
     seconds_saturated: int
     verdict: Literal["healthy", "saturated"]
     per_worker: dict[str, WorkerHealth]
+    #: The players' network relay's own cost (collectors/network.py); null when no player used it.
+    relay: dict[str, Any] | None = None
 
 
 @register
@@ -150,5 +152,13 @@ class GeneratorReducer(Reducer):
                 "seconds_saturated": len(self.saturated),
                 "verdict": "saturated" if self.saturated else "healthy",
                 "per_worker": per_worker(total),
+                "relay": _relay_cost(ctx),
             }
         }
+
+
+def _relay_cost(ctx: Context) -> dict[str, Any] | None:
+    """The relay's cost, kept beside the generator's health and out of every verdict."""
+    from loadtest.collectors.network import relay_cost  # its owner reads its own counters
+
+    return relay_cost(ctx.reducer("network").total)

@@ -94,6 +94,19 @@ class RelayCost(Section):
     lateness_max_ms: float | None
     cpu_s: float
 
+    @staticmethod
+    def empty() -> dict[str, Any]:
+        return {
+            "routes_connections": 0,
+            "upstream_failed": 0,
+            "bytes_up": 0,
+            "bytes_down": 0,
+            "added_delay_mean_ms": None,
+            "lateness_mean_ms": None,
+            "lateness_max_ms": None,
+            "cpu_s": 0.0,
+        }
+
 
 class FaultOutcome(Section):
     connections: int
@@ -120,6 +133,26 @@ class NetworkSection(Section):
     rejoin: Rejoins
 
 
+def relay_cost(total: Bucket) -> dict[str, Any] | None:
+    """The relay's own cost from merged seconds: what its delays asked for, how late it was, its
+    CPU (the generator section carries it; null when no player went through the relay)."""
+    c, h = total.counts, total.hists
+    if not c.get(CONNECTIONS()):
+        return None
+    chunks = int(c.get(CHUNKS(), 0))
+    planned, actual = c.get(PLANNED_US(), 0), c.get(ACTUAL_US(), 0)
+    return {
+        "routes_connections": int(c.get(CONNECTIONS(), 0)),
+        "upstream_failed": int(c.get(UPSTREAM_FAILED(), 0)),
+        "bytes_up": int(c.get(BYTES_UP(), 0)),
+        "bytes_down": int(c.get(BYTES_DOWN(), 0)),
+        "added_delay_mean_ms": round(planned / chunks / 1000, 3) if chunks else None,
+        "lateness_mean_ms": round((actual - planned) / chunks / 1000, 3) if chunks else None,
+        "lateness_max_ms": max_of(h.get(OVERRUN()), 1000),
+        "cpu_s": round(c.get(CPU_US(), 0) / 1e6, 3),
+    }
+
+
 @register
 class NetworkReducer(Reducer):
     name = NAME
@@ -140,8 +173,6 @@ class NetworkReducer(Reducer):
         c, h = self.total.counts, self.total.hists
         if not c and not h:
             return {"network": None}
-        chunks = int(c.get(CHUNKS(), 0))
-        planned, actual = c.get(PLANNED_US(), 0), c.get(ACTUAL_US(), 0)
         kinds = sorted({k for (k,), _ in CAUGHT.items(c)} | {k for (k,), _ in HELD.items(c)})
         faults: dict[str, dict[str, Any]] = {}
         longest: list[float] = []
@@ -162,16 +193,7 @@ class NetworkReducer(Reducer):
         rejoin = REJOIN.by(c)
         return {
             "network": {
-                "relay": {
-                    "routes_connections": int(c.get(CONNECTIONS(), 0)),
-                    "upstream_failed": int(c.get(UPSTREAM_FAILED(), 0)),
-                    "bytes_up": int(c.get(BYTES_UP(), 0)),
-                    "bytes_down": int(c.get(BYTES_DOWN(), 0)),
-                    "added_delay_mean_ms": round(planned / chunks / 1000, 3) if chunks else None,
-                    "lateness_mean_ms": round((actual - planned) / chunks / 1000, 3) if chunks else None,
-                    "lateness_max_ms": max_of(h.get(OVERRUN()), 1000),
-                    "cpu_s": round(c.get(CPU_US(), 0) / 1e6, 3),
-                },
+                "relay": relay_cost(self.total) or RelayCost.empty(),
                 "faults": faults,
                 "held_at_end": sum(self.last_held.get(k, 0) for k in held_kinds),
                 "held_max_s": max(longest) if longest else None,

@@ -406,12 +406,13 @@ class _Link:
 
     def begin(self, kind: str) -> None:
         stats = self.route.relay.stats
-        stats.faults[kind] = stats.faults.get(kind, 0) + 1
         self.record = FaultRecord(kind, time.monotonic())
-        # Only sessions are watched for the server's close: an idle HTTP keep-alive connection is
-        # the server's to keep for its own idle timeout.
-        if self.websocket and len(stats.records) < MAX_RECORDS:
-            stats.records.append(self.record)
+        # Only sessions are counted and watched for the server's close: an idle HTTP keep-alive
+        # connection is the server's to keep for its own idle timeout.
+        if self.websocket:
+            stats.faults[kind] = stats.faults.get(kind, 0) + 1
+            if len(stats.records) < MAX_RECORDS:
+                stats.records.append(self.record)
         if kind == "blackhole":
             for pipe in (self.up, self.down):
                 if pipe is not None:
@@ -433,7 +434,7 @@ class _Link:
             self.reset(count=False)
 
     def reset(self, count: bool = True) -> None:
-        if count:
+        if count and self.websocket:
             stats = self.route.relay.stats
             stats.faults["reset"] = stats.faults.get("reset", 0) + 1
         _rst(self.client_writer)
@@ -553,7 +554,8 @@ class Relay:
         if kind == "latency_spike":
             for route in routes:
                 route.extra_ms = latency_ms
-                self.stats.faults[kind] = self.stats.faults.get(kind, 0) + len(route.links)
+                sessions = sum(1 for link in route.links if link.websocket)
+                self.stats.faults[kind] = self.stats.faults.get(kind, 0) + sessions
             loop.call_later(seconds, self._end_spike, routes)
             return
         caught: list[_Link] = []
