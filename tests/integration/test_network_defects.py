@@ -7,6 +7,7 @@ whether a dropped player's seat was given back.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -55,29 +56,49 @@ def test_source_addresses_reach_the_per_ip_limiter_through_the_relay(start_backe
     assert second.post(backend.url + "/request_token", json={"name": "b"}, timeout=5).status_code == 200
 
 
-def _half_open_close_after(backend, relays: list[Relay], hold: float) -> float | None:  # type: ignore[no-untyped-def]
+def _server_close_after(backend, relays: list[Relay], hold: float) -> tuple[dict[str, float | None], float]:  # type: ignore[no-untyped-def]
+    """One player frozen and one half-open at once, each through its own relay: when the server
+    closed each, seconds from the fault's start (None: not while the fault lasted), and the
+    server's player gauge then."""
     client = client_of(backend)
-    _, grant = client.ticket("ghost")
-    relay = _relay(relays)
-    route = relay.route(_target(backend.url))
-    sock = socket.create_connection(route, timeout=5)
-    with connect(f"{client.ws_url}/connect?ticket={grant['ticket']}", sock=sock, open_timeout=5) as ws:
-        next_of_type(ws, "welcome")
-        assert relay.storm("blackhole", 1.0, seconds=hold) == 1
-        wait_until(lambda: relay.stats.records and relay.stats.records[0].server_closed_after_s is not None, hold)
-        return relay.stats.records[0].server_closed_after_s
+    faulted: dict[str, Relay] = {}
+    with contextlib.ExitStack() as stack:
+        for kind in ("freeze", "blackhole"):
+            _, grant = client.ticket(kind)
+            relay = _relay(relays)
+            sock = socket.create_connection(relay.route(_target(backend.url)), timeout=5)
+            ws = stack.enter_context(
+                connect(
+                    f"{client.ws_url}/connect?ticket={grant['ticket']}", sock=sock, open_timeout=5, close_timeout=0.5
+                )
+            )
+            next_of_type(ws, "welcome")
+            faulted[kind] = relay
+        for kind, relay in faulted.items():
+            assert relay.storm(kind, 1.0, seconds=hold) == 1
+
+        def closed(relay: Relay) -> bool:
+            return bool(relay.stats.records) and relay.stats.records[0].server_closed_after_s is not None
+
+        wait_until(lambda: all(closed(r) for r in faulted.values()), hold - 0.5)
+        players = client.metric("gamebackend_players")
+        return {kind: r.stats.records[0].server_closed_after_s for kind, r in faulted.items()}, players
 
 
-def test_the_heartbeat_drops_a_half_open_player(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
+def test_the_heartbeat_drops_frozen_and_half_open_players(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
     backend = start_backend("--heartbeat", "1")
-    closed_after = _half_open_close_after(backend, relays, hold=4.0)
-    assert closed_after is not None and 0.9 <= closed_after <= 3.5, closed_after
+    closes, players = _server_close_after(backend, relays, hold=3.5)
+    assert players == 0
+    for kind, closed_after in closes.items():
+        # A ping after 1 s of silence, then half a heartbeat for the pong that never comes.
+        assert closed_after is not None and 0.9 <= closed_after <= 3.0, (kind, closed_after)
 
 
-def test_no_heartbeat_keeps_a_half_open_player(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
+def test_no_heartbeat_keeps_frozen_and_half_open_players(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
     backend = start_backend("--heartbeat", "1", defects=("no-heartbeat",))
-    assert _half_open_close_after(backend, relays, hold=4.0) is None
-    assert client_of(backend).metric("gamebackend_players") == 1  # the ghost still counts as a player
+    closes, players = _server_close_after(backend, relays, hold=3.5)
+    assert closes == {"freeze": None, "blackhole": None}
+    assert players == 2  # the ghosts still count as players
 
 
 def _rejoin_status(backend) -> int:  # type: ignore[no-untyped-def]
