@@ -29,6 +29,9 @@ CPU_US = Family("relay_cpu_us")
 CAUGHT = Family("caught", ("kind",))
 CLOSED = Family("server_closed", ("kind",))
 CLOSE_AFTER = Family("close_after", ("kind",), suffix="_ms")
+#: Closed while the fault still lasted: the server noticed by itself (its heartbeat), rather than
+#: when the player came back and its new session replaced the ghost.
+CLOSED_IN_FAULT = Family("closed_in_fault", ("kind",))
 #: Per second: faulted connections whose fault is over and which the server still holds, and their age.
 HELD = Family("held", ("kind",))
 HELD_AGE = Family("held_age", ("kind",), suffix="_ms")
@@ -75,6 +78,8 @@ class NetworkCollector:
                 if i not in self._seen_closed:
                     self._seen_closed.add(i)
                     b.counts[CLOSED(kind)] += 1
+                    if closed_after <= record["fault_s"] + 0.05:
+                        b.counts[CLOSED_IN_FAULT(kind)] += 1
                     b.observe(CLOSE_AFTER(kind), max(1.0, closed_after * 1000))
             elif record["fault_s"] < record["age_s"] - 0.5:  # the fault is over, the server still holds it
                 b.counts[HELD(kind)] += 1
@@ -111,6 +116,7 @@ class RelayCost(Section):
 class FaultOutcome(Section):
     connections: int
     server_closed: int
+    closed_in_fault: int
     close_after_p50_s: float | None
     close_after_max_s: float | None
     held_at_end: int
@@ -184,6 +190,7 @@ class NetworkReducer(Reducer):
             faults[kind] = {
                 "connections": int(c.get(CAUGHT(kind), 0)),
                 "server_closed": int(c.get(CLOSED(kind), 0)),
+                "closed_in_fault": int(c.get(CLOSED_IN_FAULT(kind), 0)),
                 "close_after_p50_s": ms(close_hist, 50, 1000),
                 "close_after_max_s": close_max,
                 "held_at_end": self.last_held.get(kind, 0),

@@ -196,10 +196,17 @@ def _network(s: dict[str, Any]) -> list[str]:
         if kind not in ("freeze", "blackhole") or not f.get("connections"):
             continue
         what = "frozen" if kind == "freeze" else "half-open"
+        late = f.get("server_closed", 0) - f.get("closed_in_fault", 0)
         if f.get("held_at_end"):
             out.append(
                 f"The server never dropped {f['held_at_end']} {what} connection(s) "
                 f"(kept for {f['held_max_s']:.1f} s and counting): no heartbeat detects dead players."
+            )
+        elif late > 0:
+            out.append(
+                f"The server noticed only {f.get('closed_in_fault', 0)} of {f['connections']} {what} connection(s) "
+                f"while they were dead; {late} went only when their players came back and replaced them "
+                f"(kept up to {f['close_after_max_s']:.1f} s): no heartbeat detects dead players."
             )
         elif f.get("server_closed"):
             out.append(

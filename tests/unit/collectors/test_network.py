@@ -77,6 +77,7 @@ def test_closes_holds_and_rejoins() -> None:
     net, reducer = _summary(c)
     assert net["faults"]["blackhole"]["connections"] == 1
     assert net["faults"]["blackhole"]["server_closed"] == 1  # counted once, though seen in two samples
+    assert net["faults"]["blackhole"]["closed_in_fault"] == 0  # 2.5 s in, after its 2 s fault
     assert abs(net["faults"]["blackhole"]["close_after_max_s"] - 2.5) < 0.05
     assert net["faults"]["freeze"]["server_closed"] == 0
     assert net["faults"]["freeze"]["held_at_end"] == 1
