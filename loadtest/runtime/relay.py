@@ -189,6 +189,8 @@ class _Route:
         self.links.add(link)
         try:
             await link.run()
+        except asyncio.CancelledError:
+            pass  # the relay is stopping; asyncio's server callback would log a cancelled task
         finally:
             self.links.discard(link)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.locust_run import loadtest, saturation, summary_of
+from tests.locust_run import assert_clean, loadtest, saturation, summary_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]
 
@@ -38,6 +38,7 @@ def _run(out: Path, *args: str) -> tuple[int, dict, str]:
 def test_bad_network_passes_on_the_reference_backend(tmp_path: Path) -> None:
     code, summary, stdout = _run(tmp_path / "healthy")
     assert code == 0, stdout[-3000:]
+    assert_clean(tmp_path / "healthy")  # the relay's thread logged no error, even while stopping
     assert summary["integrity"]["carried_out"] is True, summary["integrity"]
     assert [s["side"] for s in summary["integrity"]["storms"]] == ["blackhole", "reset"]
     net = summary["network"]
