@@ -13,6 +13,7 @@ is about the server.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
@@ -36,6 +37,10 @@ CLOSED_IN_FAULT = Family("closed_in_fault", ("kind",))
 HELD = Family("held", ("kind",))
 HELD_AGE = Family("held_age", ("kind",), suffix="_ms")
 REJOIN = Family("rejoin", ("outcome",))  # ok, refused_full, other
+#: Messages per second each WebSocket session received, by its link: ``clean`` or ``slow`` (any
+#: condition), one observation per session per sample, outside faults.
+MESSAGE_RATE = Family("message_rate", ("link",), suffix="_centihz")
+SLOW_SECONDS = Family("slow_session_seconds")
 
 
 class NetworkCollector:
@@ -45,10 +50,24 @@ class NetworkCollector:
         self.agg = Aggregator(NAME)
         self._last: dict[str, float] = {}
         self._seen_closed: set[int] = set()
+        self._messages: dict[int, int] = {}
+        self._sampled_at: float | None = None
 
-    def sample(self, snapshot: dict[str, Any], second: int | None = None) -> None:
+    def sample(self, snapshot: dict[str, Any], second: int | None = None, now: float | None = None) -> None:
         """One reading of :meth:`~loadtest.runtime.relay.RelayStats.snapshot`: deltas since the last."""
         b = self.agg.bucket(second)
+        now = time.monotonic() if now is None else now
+        elapsed = None if self._sampled_at is None else now - self._sampled_at
+        self._sampled_at = now
+        messages: dict[int, int] = {}
+        for link_id, clean, count in snapshot.get("sessions", ()):
+            messages[link_id] = count
+            before = self._messages.get(link_id)
+            if before is not None and elapsed is not None and elapsed >= 0.5:
+                b.observe(MESSAGE_RATE("clean" if clean else "slow"), max(1.0, (count - before) / elapsed * 100))
+                if not clean:
+                    b.counts[SLOW_SECONDS()] += 1
+        self._messages = messages
         for family, key, scale in (
             (CONNECTIONS, "connections", 1),
             (UPSTREAM_FAILED, "upstream_failed", 1),
@@ -123,6 +142,15 @@ class FaultOutcome(Section):
     held_max_s: float | None
 
 
+class MessageRates(Section):
+    """Messages per second delivered to each session, players on clean links apart from the others."""
+
+    clean_p5_hz: float | None
+    clean_p50_hz: float | None
+    slow_p50_hz: float | None
+    slow_session_seconds: int
+
+
 class Rejoins(Section):
     attempts: int
     ok: int
@@ -136,6 +164,7 @@ class NetworkSection(Section):
     held_at_end: int
     #: The longest the server kept a frozen or half-open player, closed or not, s.
     held_max_s: float | None
+    message_rate: MessageRates
     rejoin: Rejoins
 
 
@@ -204,6 +233,12 @@ class NetworkReducer(Reducer):
                 "faults": faults,
                 "held_at_end": sum(self.last_held.get(k, 0) for k in held_kinds),
                 "held_max_s": max(longest) if longest else None,
+                "message_rate": {
+                    "clean_p5_hz": ms(h.get(MESSAGE_RATE("clean")), 5, 100, 2),
+                    "clean_p50_hz": ms(h.get(MESSAGE_RATE("clean")), 50, 100, 2),
+                    "slow_p50_hz": ms(h.get(MESSAGE_RATE("slow")), 50, 100, 2),
+                    "slow_session_seconds": int(c.get(SLOW_SECONDS(), 0)),
+                },
                 "rejoin": {
                     "attempts": sum(rejoin.values()),
                     "ok": rejoin.get("ok", 0),

@@ -213,6 +213,13 @@ def _network(s: dict[str, Any]) -> list[str]:
                 f"The server closed {f['server_closed']} of {f['connections']} {what} connection(s) "
                 f"after {f['close_after_p50_s']:.1f} s (max {f['close_after_max_s']:.1f} s)."
             )
+    rates, tick = net.get("message_rate") or {}, s.get("tick") or {}
+    threshold, clean = tick.get("threshold_hz"), rates.get("clean_p5_hz")
+    if rates.get("slow_session_seconds") and threshold and clean is not None and clean < threshold:
+        out.append(
+            f"While players were on slow links, players on clean links got only {clean:.1f} messages/s (p5; "
+            f"threshold {threshold:g} Hz): slow readers degrade the room for everyone."
+        )
     rejoin = net.get("rejoin") or {}
     if rejoin.get("refused_full"):
         out.append(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import socket
@@ -51,6 +52,7 @@ CHUNK = 16 * 1024
 WINDOW = 64 * 1024
 #: Under a bandwidth cap, chunks are cut to this many seconds of the link, so delivery is smooth.
 SLICE_S = 0.02
+_link_ids = itertools.count(1)
 #: Faulted connections remembered, at most.
 MAX_RECORDS = 10_000
 #: The storm kinds the relay carries out.
@@ -114,6 +116,64 @@ class Shaper:
         return at
 
 
+class FrameCounter:
+    """Counts the WebSocket messages in a server's byte stream, after its ``101`` answer (sans-I/O).
+
+    What a player on a clean link receives per second is the room's message rate as a healthy
+    player sees it, apart from players whose links are slow: "10 slow readers made the tick rate
+    fall for everyone" is told from "the slow readers' own ticks are late". Only frame headers are
+    read; payloads are skipped, so the cost is per message, not per byte.
+    """
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.dead = False  # not a WebSocket stream (no 101): nothing is counted
+        self._head = b""
+        self._opened = False
+        self._buf = b""
+        self._skip = 0
+
+    def feed(self, data: bytes) -> None:
+        if self.dead:
+            return
+        if not self._opened:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                self.dead = len(self._head) > 16384
+                return
+            if not self._head.startswith(b"HTTP/1.1 101"):
+                self.dead = True
+                return
+            data, self._head, self._opened = self._head[end + 4 :], b"", True
+        if self._skip:
+            taken = min(self._skip, len(data))
+            self._skip -= taken
+            data = data[taken:]
+        buf, pos = self._buf + data, 0
+        while len(buf) - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            length, header = b1 & 0x7F, 2
+            if length == 126:
+                header = 4
+            elif length == 127:
+                header = 10
+            header += 4 if b1 & 0x80 else 0
+            if len(buf) - pos < header:
+                break
+            if length >= 126:
+                length = int.from_bytes(buf[pos + 2 : pos + (4 if length == 126 else 10)], "big")
+            if b0 & 0x80 and (b0 & 0x0F) in (0, 1, 2):  # the last frame of a text or binary message
+                self.messages += 1
+            total = header + length
+            if len(buf) - pos >= total:
+                pos += total
+            else:
+                self._skip = total - (len(buf) - pos)
+                pos = len(buf)
+        self._buf = buf[pos:]
+
+
 @dataclass
 class FaultRecord:
     """One connection caught by a fault, and what the server did about it."""
@@ -140,12 +200,19 @@ class RelayStats:
     faults: dict[str, int] = field(default_factory=dict)  # kind -> connections caught
     records: list[FaultRecord] = field(default_factory=list)
     cpu_s: float = 0.0  # the relay thread's own CPU time
+    live_routes: list[Any] = field(default_factory=list)  # the relay's routes, for per-session rates
 
     def snapshot(self) -> dict[str, Any]:
         """A copy that is safe to read while the thread keeps writing."""
         now = time.monotonic()
         records = list(self.records)
         return {
+            "sessions": [
+                (link.id, link.route.conditions.clean, link.frames.messages)
+                for route in list(self.live_routes)
+                for link in list(route.links)
+                if link.websocket and not link.frames.dead and route.mode == "pass" and not link.ghost
+            ],
             "routes": self.routes,
             "connections": self.connections,
             "upstream_failed": self.upstream_failed,
@@ -275,6 +342,8 @@ class _Pipe:
             self.queued -= len(data)
             self.changed.set()
             self.writer.write(data)
+            if self.name == "down" and self.link.websocket:
+                self.link.frames.feed(data)
             await self.writer.drain()
             now = loop.time()
             stats.chunks += 1
@@ -295,6 +364,8 @@ class _Link:
         self.client_reader, self.client_writer = reader, writer
         self.up_writer: asyncio.StreamWriter | None = None
         self.websocket = False  # an HTTP upgrade to WebSocket went through: a player's session
+        self.frames = FrameCounter()  # messages delivered to the client
+        self.id = next(_link_ids)
         self.ghost = False  # the client side is gone; the server's side is kept, silent, until it closes
         self.record: FaultRecord | None = None
         self.down: _Pipe | None = None
@@ -482,6 +553,7 @@ class Relay:
         route = _Route(self, upstream, source, conditions or Conditions())
         with self._lock:
             self._routes.append(route)
+            self.stats.live_routes = list(self._routes)
         self.stats.routes += 1
         self._loop.call_soon_threadsafe(self._serve, route, sock)
         return sock.getsockname()[:2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -16,7 +17,10 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from loadtest.runtime.relay import Relay, RelayAdapter
+from loadtest.collectors.aggregates import merge_records
+from loadtest.collectors.base import Context
+from loadtest.collectors.network import NetworkCollector, NetworkReducer
+from loadtest.runtime.relay import Conditions, Relay, RelayAdapter
 from tests.client import next_of_type, wait_until
 from tests.conftest import client_of
 
@@ -121,3 +125,34 @@ def test_a_dropped_players_seat_is_given_back(start_backend) -> None:  # type: i
 
 def test_seat_leak_refuses_the_rejoin_as_full(start_backend) -> None:  # type: ignore[no-untyped-def]
     assert _rejoin_status(start_backend("--room-capacity", "2", defects=("seat-leak",))) == 409
+
+
+def test_message_rates_tell_clean_links_from_slow_ones(start_backend, relays) -> None:  # type: ignore[no-untyped-def]
+    backend = start_backend("--tick-rate", "60")
+    client = client_of(backend)
+    relay = _relay(relays)
+    with contextlib.ExitStack() as stack:
+        for name, conditions in (("clean", Conditions()), ("slow", Conditions(bandwidth_kb_s=0.5))):
+            _, grant = client.ticket(name)
+            sock = socket.create_connection(relay.route(_target(backend.url), conditions=conditions), timeout=5)
+            ws = stack.enter_context(
+                connect(
+                    f"{client.ws_url}/connect?ticket={grant['ticket']}", sock=sock, open_timeout=5, close_timeout=0.5
+                )
+            )
+            if name == "clean":
+                next_of_type(ws, "welcome")
+        collector = NetworkCollector()
+        assert wait_until(lambda: len(relay.stats.snapshot()["sessions"]) == 2, 5)
+        collector.sample(relay.stats.snapshot(), second=1, now=0.0)
+        time.sleep(2.0)
+        collector.sample(relay.stats.snapshot(), second=2, now=2.0)
+    reducer = NetworkReducer()
+    for second, bucket in sorted(merge_records(collector.agg.drain("w"))["network"].items()):
+        reducer.add(second, bucket, Context(reducers={}))
+    rates = reducer.summarise(Context(reducers={}))["network"]["message_rate"]
+    # The relay counts what it delivered: a clean link carries the room's 60 Hz, a 0.5 KB/s one
+    # cannot (a tick is about 110 bytes: 4-5 a second).
+    assert 50 <= rates["clean_p50_hz"] <= 66, rates
+    assert rates["slow_p50_hz"] <= 8, rates
+    assert rates["slow_session_seconds"] == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from loadtest.runtime.relay import Conditions, Shaper
+from loadtest.runtime.relay import Conditions, FrameCounter, Shaper
 
 
 def test_clean_link_delivers_at_once() -> None:
@@ -46,3 +46,32 @@ def test_a_spike_adds_on_top() -> None:
     s = Shaper(Conditions(latency_ms=10))
     s.extra_ms = 200
     assert abs(s.schedule(0.0, 1) - 0.21) < 1e-9
+
+
+def _frame(payload: bytes, opcode: int = 1, fin: bool = True) -> bytes:
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def test_frame_counter_counts_messages_across_any_chunking() -> None:
+    stream = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+    stream += _frame(b"a" * 10) + _frame(b"b" * 300) + _frame(b"c" * 70_000, opcode=2)
+    stream += _frame(b"part", fin=False) + _frame(b"rest", opcode=0) + _frame(b"", opcode=9)  # + a ping
+    for size in (1, 3, 7, 64, 1000, len(stream)):
+        counter = FrameCounter()
+        for i in range(0, len(stream), size):
+            counter.feed(stream[i : i + size])
+        assert counter.messages == 4, size  # three whole messages and one in two frames; pings are not
+
+
+def test_frame_counter_ignores_a_stream_that_is_not_a_websocket() -> None:
+    counter = FrameCounter()
+    counter.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + _frame(b"xx"))
+    assert counter.dead and counter.messages == 0
