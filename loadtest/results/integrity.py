@@ -205,13 +205,22 @@ def _storms(
         why = None
         if match is None:
             why = "it was not set off (see locust.log: its trigger failed or was never reached)"
-        elif side != "stall" and dropped == 0:
+        elif side != "stall" and dropped == 0 and not _caught_by_relay(summary, side):
             why = "it dropped no session"
         out.append({"at_s": at, "side": side, "carried_out": why is None, "dropped": dropped, "why": why})
         if why is not None:
             sentence = f"the {side}-side storm planned at {at:g} s was not carried out: {why}"
             (notes if optional else reasons).append(sentence + (" (optional)" if optional else ""))
     return out
+
+
+def _caught_by_relay(summary: Mapping[str, Any], side: str) -> bool:
+    """A network storm that drops no one by design (``latency_spike``, a ``freeze`` that resumes) is
+    carried out when the relay put sessions under it (``network.faults``, per kind)."""
+    from loadtest.config.settings import NETWORK_STORMS
+
+    faults = (summary.get("network") or {}).get("faults") or {}
+    return side in NETWORK_STORMS and int((faults.get(side) or {}).get("connections", 0)) > 0
 
 
 def _probes(
