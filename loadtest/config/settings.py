@@ -188,6 +188,8 @@ class NetworkSettings(Model):
     jitter_ms: float = Field(0.0, ge=0, le=10_000, description="latency varies by up to this much either way, ms")
     bandwidth_kb_s: float = Field(0.0, ge=0, le=1_000_000, description="bandwidth cap each way, KB/s (0: none)")
     slow_close_ms: float = Field(0.0, ge=0, le=60_000, description="a close is passed on this much later, ms")
+    start_s: Seconds = Field(0.0, ge=0, description="seconds into the run the bad link begins")
+    stop_s: Seconds | None = Field(None, gt=0, description="seconds into the run the bad link ends (none: never)")
     relay_all: bool = Field(False, description="every player through the relay, even on a clean link")
     rejoin_same_room: bool = Field(
         False, description="after a lost session, join the same room by its code first (refused as full is counted)"
@@ -196,6 +198,16 @@ class NetworkSettings(Model):
     @classmethod
     def key_of(cls, loc: tuple[str | int, ...]) -> str:
         return render(("player", "network", *loc))
+
+    @model_validator(mode="after")
+    def _window(self) -> NetworkSettings:
+        if self.stop_s is not None and self.stop_s <= self.start_s:
+            raise Problem("stop_s", f"must be after start_s ({self.start_s:g} s), got {self.stop_s:g}")
+        return self
+
+    def active(self, elapsed: float) -> bool:
+        """Whether the bad link is on ``elapsed`` seconds into the run."""
+        return elapsed >= self.start_s and (self.stop_s is None or elapsed < self.stop_s)
 
 
 #: Where a settings field lives in a scenario file, when not in ``[player]``.

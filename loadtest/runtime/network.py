@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
 import gevent
@@ -20,7 +21,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest.collectors.network import NetworkCollector
-from loadtest.config.settings import NETWORK_STORMS, PlayerSettings, Storm
+from loadtest.config.settings import NETWORK_STORMS, NetworkSettings, PlayerSettings, Storm
 from loadtest.runtime.engine import SessionSpec
 from loadtest.runtime.relay import Conditions, Relay, RelayAdapter
 
@@ -39,6 +40,9 @@ class _Process:
         self.collector = NetworkCollector()
         self._sampler: gevent.Greenlet | None = None
         self._attached = False
+        self.started: float | None = None  # monotonic time of the test's start
+        self._bad: list[tuple[tuple[str, int], Conditions]] = []  # routes on the bad link, and its conditions
+        self._stager: gevent.Greenlet | None = None
 
     def attach(self) -> None:
         """Join the harness's collectors (drained each second by the record flow) and sample."""
@@ -53,12 +57,34 @@ class _Process:
     def sample(self) -> None:
         self.collector.sample(self.relay.stats.snapshot())
 
+    def elapsed(self) -> float:
+        return 0.0 if self.started is None else time.monotonic() - self.started
+
+    def add_bad(self, route: tuple[str, int], conditions: Conditions, settings: NetworkSettings) -> None:
+        """A route on the bad link: on now if the link's window is open, switched at its edges."""
+        self._bad.append((route, conditions))
+        if settings.active(self.elapsed()):
+            self.relay.set_conditions(route, conditions)
+        if (settings.start_s or settings.stop_s is not None) and self._stager is None:
+            self._stager = gevent.spawn(self._stage, settings)
+
+    def _stage(self, settings: NetworkSettings) -> None:
+        """Switch the bad link on at ``start_s`` and off at ``stop_s`` for every route on it."""
+        for edge, on in ((settings.start_s, True), (settings.stop_s, False)):
+            if edge is None:
+                continue
+            gevent.sleep(max(0.0, edge - self.elapsed()))
+            for route, conditions in list(self._bad):
+                self.relay.set_conditions(route, conditions if on else Conditions())
+
     def _sample_forever(self) -> None:
         while True:
             gevent.sleep(SAMPLE_INTERVAL)
             self.sample()
 
     def stop(self) -> None:
+        if self._stager is not None:
+            self._stager.kill(block=False)
         if self._sampler is not None:
             self.sample()
             self._sampler.kill(block=False)
@@ -79,7 +105,8 @@ def process_of(environment: Environment) -> _Process:
 def _install(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(NETWORK_MESSAGE, _on_message)
-    process_of(environment)
+    proc = process_of(environment)
+    environment.events.test_start.add_listener(lambda **_: setattr(proc, "started", time.monotonic()))
     environment.events.test_stopping.add_listener(lambda **_: _sample_now(environment))
     environment.events.quitting.add_listener(lambda **_: _stop(environment))
 
@@ -127,13 +154,13 @@ class PlayerLink:
             return
         net = settings.network
         self.bad = on_bad_link(player.index, net.share)
-        conditions = Conditions()
-        if self.bad:
-            conditions = Conditions(net.latency_ms, net.jitter_ms, net.bandwidth_kb_s, net.slow_close_ms)
         proc = process_of(player.environment)
         proc.attach()
         ws = player._ws
-        self.route = proc.relay.route((ws.address, ws.port), player.source, conditions)
+        self.route = proc.relay.route((ws.address, ws.port), player.source, Conditions())
+        if self.bad:
+            conditions = Conditions(net.latency_ms, net.jitter_ms, net.bandwidth_kb_s, net.slow_close_ms)
+            proc.add_bad(self.route, conditions, net)
         adapter = RelayAdapter(self.route, ws.hostname)
         player.client.mount("http://", adapter)
         player.client.mount("https://", RelayAdapter(self.route, ws.hostname))

@@ -251,6 +251,13 @@ class _Route:
         self.flowing.set()
         self.server: asyncio.AbstractServer | None = None
 
+    def set_conditions(self, conditions: Conditions) -> None:
+        self.conditions = conditions
+        for link in self.links:
+            for pipe in (link.up, link.down):
+                if pipe is not None:
+                    pipe.shaper.conditions = conditions
+
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link = _Link(self, reader, writer)
         self.links.add(link)
@@ -525,6 +532,7 @@ class Relay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done = False
         self._background: set[asyncio.Future[Any]] = set()  # loop side
+        self._by_address: dict[tuple[str, int], _Route] = {}
         self._lock = monkey.get_original("threading", "Lock")()
 
     # -- caller side (gevent or a plain thread) -------------------------------------------------
@@ -556,7 +564,16 @@ class Relay:
             self.stats.live_routes = list(self._routes)
         self.stats.routes += 1
         self._loop.call_soon_threadsafe(self._serve, route, sock)
-        return sock.getsockname()[:2]
+        address = sock.getsockname()[:2]
+        self._by_address[address] = route
+        return address
+
+    def set_conditions(self, address: tuple[str, int], conditions: Conditions) -> None:
+        """Change a route's link from now on (a stage of the run), its open connections too."""
+        route = self._by_address[address]
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(route.set_conditions, conditions)
 
     def storm(
         self, kind: str, fraction: float = 1.0, seconds: float = 5.0, *, then: str = "resume", latency_ms: float = 500.0

@@ -270,3 +270,17 @@ def test_refused_upstream_resets_the_client(relay: Relay) -> None:
         with pytest.raises(ConnectionResetError):
             sock.recv(64)
     assert relay.stats.upstream_failed == 1
+
+
+def test_conditions_change_on_an_open_connection(relay: Relay, upstream: Upstream) -> None:
+    route = relay.route(upstream.address)
+    with _connect(route) as sock:
+        before = statistics.median(_round_trips(sock, 5))
+        relay.set_conditions(route, Conditions(latency_ms=30))  # a stage of the run begins
+        time.sleep(0.05)
+        during = statistics.median(_round_trips(sock, 5))
+        relay.set_conditions(route, Conditions())
+        time.sleep(0.05)
+        after = statistics.median(_round_trips(sock, 5))
+    assert during - before >= 0.057
+    assert after - before < 0.01

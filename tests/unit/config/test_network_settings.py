@@ -25,6 +25,7 @@ def _load(tmp_path: Path, body: str):  # type: ignore[no-untyped-def]
         ("[player.network]\nshare = 1.5\n", "player.network.share", "must be <= 1"),
         ("[player.network]\nlatency_ms = -1\n", "player.network.latency_ms", "must be >= 0"),
         ("[player.network]\nbandwith_kb_s = 5\n", "player.network.bandwith_kb_s", "unknown"),
+        ('[player.network]\nstart_s = "10s"\nstop_s = "5s"\n', "player.network.stop_s", "must be after start_s"),
         ('[[events]]\nat = "1s"\nkind = "freeze"\nthen = "explode"\n', "events[0].then", "resume, close"),
         ('[[events]]\nat = "1s"\nkind = "latency_spike"\nlatency_ms = 0\n', "events[0].latency_ms", "must be > 0"),
     ],
@@ -65,3 +66,9 @@ def test_bad_network_is_bundled_and_valid() -> None:
     scenario = load(path)
     assert scenario.settings.network.relay_all
     assert {s.side for s in scenario.settings.storms} <= set(NETWORK_STORMS)
+
+
+def test_a_stage_of_bad_network(tmp_path: Path) -> None:
+    net = _load(tmp_path, '[player.network]\nshare = 1\nlatency_ms = 50\nstart_s = "10s"\nstop_s = "20s"\n')
+    net = net.settings.network
+    assert [net.active(t) for t in (0, 9.9, 10, 19.9, 20, 30)] == [False, False, True, True, False, False]
