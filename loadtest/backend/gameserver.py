@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 
+import psutil
 from aiohttp import WSMsgType, web
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -78,9 +79,17 @@ class _LiveCollector:
 
     def __init__(self, server: GameServer) -> None:
         self._server = server
+        self._process = psutil.Process()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gs = str(self._server.index)
+        memory = GaugeMetricFamily(
+            "gamebackend_game_server_memory_bytes",
+            "Resident memory of this game-server process (what slow readers' buffers cost it).",
+            labels=["game_server"],
+        )
+        memory.add_metric([gs], self._process.memory_info().rss)
+        yield memory
         players = GaugeMetricFamily(
             "gamebackend_game_server_players",
             "Players connected to this game server.",

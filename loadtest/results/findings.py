@@ -188,6 +188,24 @@ def _tls(s: dict[str, Any]) -> list[str]:
     return []
 
 
+#: The target's resident-memory gauges, by the names the reference backend and Prometheus clients use.
+MEMORY_GAUGES = ("gamebackend_game_server_memory_bytes", "process_resident_memory_bytes")
+
+
+def _server_memory(s: dict[str, Any]) -> list[str]:
+    """The target's memory at the start and end of a run with bad networks, when it is scraped."""
+    metrics = s.get("target_metrics") or {}
+    start, end = metrics.get("start") or {}, metrics.get("end") or {}
+
+    def total(samples: dict[str, float]) -> float:
+        return sum(v for k, v in samples.items() if k.split("{", 1)[0] in MEMORY_GAUGES)
+
+    before, after = total(start), total(end)
+    if not before or not after:
+        return []
+    return [f"The server's memory went from {before / 1e6:.0f} MB to {after / 1e6:.0f} MB over the run."]
+
+
 def _network(s: dict[str, Any]) -> list[str]:
     """What the server did with frozen, half-open and reset players (the relay's evidence)."""
     net = s.get("network") or {}
@@ -220,6 +238,8 @@ def _network(s: dict[str, Any]) -> list[str]:
             f"While players were on slow links, players on clean links got only {clean:.1f} messages/s (p5; "
             f"threshold {threshold:g} Hz): slow readers degrade the room for everyone."
         )
+    if net:
+        out += _server_memory(s)  # beside the faults it may show the cost of
     rejoin = net.get("rejoin") or {}
     if rejoin.get("refused_full"):
         out.append(
