@@ -33,7 +33,11 @@ CLOSE_AFTER = Family("close_after", ("kind",), suffix="_ms")
 #: Closed while the fault still lasted: the server noticed by itself (its heartbeat), rather than
 #: when the player came back and its new session replaced the ghost.
 CLOSED_IN_FAULT = Family("closed_in_fault", ("kind",))
-#: Per second: faulted connections whose fault is over and which the server still holds, and their age.
+#: Connections the server did not close while their fault lasted (it ended first): a frozen player
+#: it kept through the freeze, a half-open one through the spell.
+OUTLIVED = Family("outlived", ("kind",))
+#: Per second: half-open connections whose fault is over and which the server still holds (the
+#: client's side is gone: a ghost player), and their age.
 HELD = Family("held", ("kind",))
 HELD_AGE = Family("held_age", ("kind",), suffix="_ms")
 REJOIN = Family("rejoin", ("outcome",))  # ok, refused_full, other
@@ -50,6 +54,7 @@ class NetworkCollector:
         self.agg = Aggregator(NAME)
         self._last: dict[str, float] = {}
         self._seen_closed: set[int] = set()
+        self._seen_outlived: set[int] = set()
         self._messages: dict[int, int] = {}
         self._sampled_at: float | None = None
 
@@ -100,9 +105,13 @@ class NetworkCollector:
                     if closed_after <= record["fault_s"] + 0.05:
                         b.counts[CLOSED_IN_FAULT(kind)] += 1
                     b.observe(CLOSE_AFTER(kind), max(1.0, closed_after * 1000))
-            elif record["fault_s"] < record["age_s"] - 0.5:  # the fault is over, the server still holds it
-                b.counts[HELD(kind)] += 1
+            elif record.get("ghost", True) and record["fault_s"] < record["age_s"] - 0.5:
+                b.counts[HELD(kind)] += 1  # the fault is over, the client gone, the server still holds it
                 b.observe(HELD_AGE(kind), max(1.0, record["age_s"] * 1000))
+            outlived = closed_after is None or closed_after > record["fault_s"] + 0.05
+            if record.get("ended") and outlived and i not in self._seen_outlived:
+                self._seen_outlived.add(i)
+                b.counts[OUTLIVED(kind)] += 1
 
     def rejoin(self, outcome: str) -> None:
         self.agg.bucket().counts[REJOIN(outcome)] += 1
@@ -136,6 +145,7 @@ class FaultOutcome(Section):
     connections: int
     server_closed: int
     closed_in_fault: int
+    outlived: int
     close_after_p50_s: float | None
     close_after_max_s: float | None
     held_at_end: int
@@ -164,6 +174,8 @@ class NetworkSection(Section):
     held_at_end: int
     #: The longest the server kept a frozen or half-open player, closed or not, s.
     held_max_s: float | None
+    #: Frozen and half-open connections the server did not close while their fault lasted.
+    outlived_faults: int
     message_rate: MessageRates
     rejoin: Rejoins
 
@@ -220,6 +232,7 @@ class NetworkReducer(Reducer):
                 "connections": int(c.get(CAUGHT(kind), 0)),
                 "server_closed": int(c.get(CLOSED(kind), 0)),
                 "closed_in_fault": int(c.get(CLOSED_IN_FAULT(kind), 0)),
+                "outlived": int(c.get(OUTLIVED(kind), 0)),
                 "close_after_p50_s": ms(close_hist, 50, 1000),
                 "close_after_max_s": close_max,
                 "held_at_end": self.last_held.get(kind, 0),
@@ -233,6 +246,7 @@ class NetworkReducer(Reducer):
                 "faults": faults,
                 "held_at_end": sum(self.last_held.get(k, 0) for k in held_kinds),
                 "held_max_s": max(longest) if longest else None,
+                "outlived_faults": sum(int(c.get(OUTLIVED(k), 0)) for k in held_kinds),
                 "message_rate": {
                     "clean_p5_hz": ms(h.get(MESSAGE_RATE("clean")), 5, 100, 2),
                     "clean_p50_hz": ms(h.get(MESSAGE_RATE("clean")), 50, 100, 2),

@@ -226,6 +226,11 @@ def _network(s: dict[str, Any]) -> list[str]:
                 f"while they were dead; {late} went only when their players came back and replaced them "
                 f"(kept up to {f['close_after_max_s']:.1f} s): no heartbeat detects dead players."
             )
+        elif f.get("outlived"):
+            out.append(
+                f"The server kept {f['outlived']} of {f['connections']} {what} connection(s) open through their "
+                "whole fault: it did not notice them (no heartbeat, or one slower than the fault)."
+            )
         elif f.get("server_closed"):
             out.append(
                 f"The server closed {f['server_closed']} of {f['connections']} {what} connection(s) "

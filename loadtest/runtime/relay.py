@@ -182,6 +182,7 @@ class FaultRecord:
     started: float  # monotonic
     ended: float | None = None
     server_closed_after_s: float | None = None  # from the fault's start; None: not while watched
+    ghost: bool = False  # the client's side is gone and the server's is kept open until the server closes it
 
 
 @dataclass
@@ -229,6 +230,8 @@ class RelayStats:
                     "age_s": now - r.started,
                     "fault_s": (r.ended or now) - r.started,
                     "server_closed_after_s": r.server_closed_after_s,
+                    "ended": r.ended is not None,
+                    "ghost": r.ghost,
                 }
                 for r in records
             ],
@@ -505,6 +508,8 @@ class _Link:
             # The path comes back but this connection's state is gone: the client learns it with an
             # RST; the server's side stays open, silent, until the server notices (its heartbeat).
             self.ghost = True
+            if self.record is not None:
+                self.record.ghost = self.record.server_closed_after_s is None
             _rst(self.client_writer)
             for pipe in (self.up, self.down):
                 if pipe is not None:
@@ -583,7 +588,10 @@ class Relay:
             raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
         with self._lock:
             live = [r for r in self._routes if r.links]
-        victims = self.rng.sample(live, round(len(live) * fraction)) if live else []
+        # A share of the players with a connection, picked among those not under a fault already
+        # (two faults on one route would end each other).
+        free = [r for r in live if r.mode == "pass" and not r.extra_ms]
+        victims = self.rng.sample(free, min(len(free), round(len(live) * fraction)))
         if victims and self._loop is not None:
             self._loop.call_soon_threadsafe(self._fault, victims, kind, seconds, then, latency_ms)
         return len(victims)

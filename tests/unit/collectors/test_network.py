@@ -15,8 +15,8 @@ def _snapshot(**fields: object) -> dict:
     return snap
 
 
-def _record(kind: str, age: float, fault: float, closed: float | None) -> dict:
-    return {"kind": kind, "age_s": age, "fault_s": fault, "server_closed_after_s": closed}
+def _record(kind: str, age: float, fault: float, closed: float | None, ended: bool = False) -> dict:
+    return {"kind": kind, "age_s": age, "fault_s": fault, "server_closed_after_s": closed, "ended": ended}
 
 
 def _summary(collector: NetworkCollector) -> tuple[dict, NetworkReducer]:
@@ -47,7 +47,7 @@ def test_closes_holds_and_rejoins() -> None:
         second=100,
     )
     # The blackhole's connection is closed by the server 2.5 s in; the freeze outlives its fault.
-    records = [_record("blackhole", 3.0, 2.0, 2.5), _record("freeze", 6.0, 2.0, None)]
+    records = [_record("blackhole", 3.0, 2.0, 2.5, ended=True), _record("freeze", 6.0, 2.0, None, ended=True)]
     c.sample(
         _snapshot(
             connections=6,
@@ -82,6 +82,9 @@ def test_closes_holds_and_rejoins() -> None:
     assert net["faults"]["freeze"]["server_closed"] == 0
     assert net["faults"]["freeze"]["held_at_end"] == 1
     assert net["held_at_end"] == 1
+    # Neither was closed while its fault lasted: both outlived it, each counted once.
+    assert net["faults"]["blackhole"]["outlived"] == net["faults"]["freeze"]["outlived"] == 1
+    assert net["outlived_faults"] == 2
     assert abs(net["held_max_s"] - 6.0) < 0.05
     assert net["rejoin"] == {"attempts": 3, "ok": 2, "refused_full": 1}
     assert net["relay"]["routes_connections"] == 6  # deltas add up to the last reading

@@ -5,11 +5,12 @@ from __future__ import annotations
 from loadtest.results.findings import findings
 
 
-def _fault(connections: int, closed: int, in_fault: int, held: int = 0) -> dict:
+def _fault(connections: int, closed: int, in_fault: int, held: int = 0, outlived: int | None = None) -> dict:
     return {
         "connections": connections,
         "server_closed": closed,
         "closed_in_fault": in_fault,
+        "outlived": connections - in_fault if outlived is None else outlived,
         "close_after_p50_s": 2.0 if closed else None,
         "close_after_max_s": 6.5 if closed else None,
         "held_at_end": held,
@@ -35,6 +36,11 @@ def test_a_heartbeat_that_works_is_said_plainly() -> None:
 def test_ghosts_replaced_by_their_players_are_not_a_working_heartbeat() -> None:
     (sentence,) = findings(_summary(faults={"freeze": _fault(4, 4, 1)}))
     assert "noticed only 1 of 4 frozen" in sentence and "no heartbeat" in sentence
+
+
+def test_frozen_players_kept_through_the_freeze() -> None:
+    (sentence,) = findings(_summary(faults={"freeze": _fault(4, 0, 0)}))
+    assert "kept 4 of 4 frozen" in sentence and "did not notice" in sentence
 
 
 def test_ghosts_still_held_at_the_end() -> None:
