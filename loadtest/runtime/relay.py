@@ -196,7 +196,7 @@ class RelayStats:
     bytes_down: int = 0
     chunks: int = 0
     planned_delay_s: float = 0.0  # what the conditions asked for
-    actual_delay_s: float = 0.0  # what the chunks really waited, read to written
+    actual_delay_s: float = 0.0  # what the chunks really waited, read to written, less any fault's hold
     overrun_max_ms: float = 0.0  # worst lateness of a chunk past its planned time
     faults: dict[str, int] = field(default_factory=dict)  # kind -> connections caught
     records: list[FaultRecord] = field(default_factory=list)
@@ -331,11 +331,13 @@ class _Pipe:
     async def write_loop(self) -> None:
         route, stats = self.link.route, self.link.route.relay.stats
         loop = asyncio.get_running_loop()
+        resumed = 0.0  # when a fault last let go of this pipe: what it held is not the relay's lateness
         while True:
             if self.link.ghost:
                 return
             if route.mode != "pass":
                 await route.flowing.wait()
+                resumed = loop.time()
                 continue
             if not self.queue:
                 if self.eof:
@@ -356,9 +358,10 @@ class _Pipe:
                 self.link.frames.feed(data)
             await self.writer.drain()
             now = loop.time()
+            late = max(0.0, now - max(at, resumed))
             stats.chunks += 1
-            stats.actual_delay_s += now - read_at
-            stats.overrun_max_ms = max(stats.overrun_max_ms, (now - at) * 1000.0)
+            stats.actual_delay_s += (at - read_at) + late
+            stats.overrun_max_ms = max(stats.overrun_max_ms, late * 1000.0)
 
     def drop_queue(self) -> None:
         self.queue.clear()
