@@ -32,6 +32,7 @@ MAX_TIMESTAMP = 1e11
 MAX_DEPTH = 64
 
 
+
 class ProtocolError(LoadtestError):
     """Raised when the backend answers with something the protocol does not allow (a reply or a
     frame of the wrong shape); ``reason`` is short and countable. Players and probes count it and

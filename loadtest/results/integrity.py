@@ -165,7 +165,9 @@ def _load(reduction: Reduction, scenario: Any, reasons: list[str]) -> tuple[int 
     return max(int(s.users) for s in stages), out
 
 
-def _workers(reduction: Reduction, scenario: Any, reasons: list[str]) -> tuple[int | None, int, list[dict[str, Any]]]:
+def _workers(
+    reduction: Reduction, scenario: Any, reasons: list[str]
+) -> tuple[int | None, int, list[dict[str, Any]]]:
     gen = reduction.reducer(generator.NAME)
     spans: dict[str, tuple[int, int, int]] = getattr(gen, "workers", {})
     expected = int(scenario.workers) if scenario is not None else None

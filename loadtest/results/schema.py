@@ -135,7 +135,9 @@ def _matches(metric: str, pattern: str) -> bool:
     if not tail:
         return bool(rest)
     # A data key may hold dots itself (an endpoint like /v1.2/join): try every split.
-    return any(rest[:cut] and _matches(rest[cut + 1 :], tail) for cut in range(len(rest)) if rest[cut] == ".")
+    return any(
+        rest[:cut] and _matches(rest[cut + 1 :], tail) for cut in range(len(rest)) if rest[cut] == "."
+    )
 
 
 def metric_problem(metric: str) -> str | None:

@@ -304,7 +304,6 @@ def generator_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[s
     _, latest = reduction.latest.get(generator.NAME, (0, {}))
     rows = []
     for worker, w in gen["per_worker"].items():
-
         def now(field: Family, worker: str = worker) -> float:
             return latest.get(generator.WORKER(worker, field.head), 0)
 
