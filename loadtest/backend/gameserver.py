@@ -250,28 +250,23 @@ class Room:
                 deadline = now
             await asyncio.sleep(deadline - now)
 
-    def _ticks(self, ts: float) -> list[tuple[_Session, str]]:
+    def _broadcast(self, ts: float) -> None:
         players = self.sim.players
         prefix = f'{{"type":"tick","tick":{self.tick},"ts":{ts:.6f},"players":{len(self.sessions)},'
-        return [
-            (
-                session,
-                f'{prefix}"ack":{players[pid].ack},"state":{{"x":{players[pid].x:.2f},'
-                f'"y":{players[pid].y:.2f},"near":{players[pid].near}}}}}',
-            )
-            for pid, session in self.sessions.items()
-        ]
-
-    def _broadcast(self, ts: float) -> None:
-        for session, message in self._ticks(ts):
-            session.send(message)
+        for player_id, session in self.sessions.items():
+            p = players[player_id]
+            session.send(f'{prefix}"ack":{p.ack},"state":{{"x":{p.x:.2f},"y":{p.y:.2f},"near":{p.near}}}}}')
 
     async def _broadcast_blocking(self, ts: float) -> None:
         """The ``blocking-broadcast`` defect: the tick waits until each player's socket took its tick,
         so one player whose connection is backed up holds the tick loop of the whole room."""
-        for session, message in self._ticks(ts):
-            if session.ws.closed:
-                continue
+        players = self.sim.players
+        prefix = f'{{"type":"tick","tick":{self.tick},"ts":{ts:.6f},"players":{len(self.sessions)},'
+        for player_id, session in list(self.sessions.items()):
+            p = players.get(player_id)
+            if p is None or session.ws.closed:
+                continue  # left while an earlier send waited
+            message = f'{prefix}"ack":{p.ack},"state":{{"x":{p.x:.2f},"y":{p.y:.2f},"near":{p.near}}}}}'
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await session.ws.send_str(message)
 
