@@ -156,3 +156,15 @@ def test_message_rates_tell_clean_links_from_slow_ones(start_backend, relays) ->
     assert 50 <= rates["clean_p50_hz"] <= 66, rates
     assert rates["slow_p50_hz"] <= 8, rates
     assert rates["slow_session_seconds"] == 1
+
+
+def test_https_passes_through_the_relay_end_to_end(start_backend, relays, ca_pem) -> None:  # type: ignore[no-untyped-def]
+    backend = start_backend(tls=True)
+    relay = _relay(relays)
+    route = relay.route(_target(backend.url))
+    session = requests.Session()
+    session.mount("https://", RelayAdapter(route, _target(backend.url)[0]))
+    # The relay only carries bytes: the handshake is the target's, its certificate checked by the player.
+    reply = session.post(backend.url + "/request_token", json={"name": "tls"}, timeout=5, verify=str(ca_pem))
+    assert reply.status_code == 200 and reply.json()["token"]
+    assert relay.stats.connections == 1
