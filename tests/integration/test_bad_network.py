@@ -13,15 +13,16 @@ import pytest
 
 from tests.locust_run import assert_clean, loadtest, saturation, summary_of
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]
+pytestmark = pytest.mark.slow
 
 #: The bundled scenario, made shorter: the half-open spell at 6 s (players are all in by then
-#: on a busy machine) and the freeze at 7 s last 3.5 s; the resets come at 12 s.
+#: on a busy machine) and the freeze at 7 s last 3 s; the resets come at 11 s. A heartbeat of 1 s
+#: drops a silent player within about 1.5 s.
 SHORTER = (
-    "--set", "scenario.duration=17s",
-    "--set", "events[0].seconds=3.5",
-    "--set", "events[1].seconds=3.5",
-    "--set", "events[2].at=12s",
+    "--set", "scenario.duration=14s",
+    "--set", "events[0].seconds=3",
+    "--set", "events[1].seconds=3",
+    "--set", "events[2].at=11s",
     "--set", "target.backend.heartbeat=1",
 )  # fmt: skip
 
@@ -44,7 +45,7 @@ def test_bad_network_passes_on_the_reference_backend(tmp_path: Path) -> None:
     net = summary["network"]
     hole = net["faults"]["blackhole"]
     assert hole["connections"] >= 3 and hole["server_closed"] == hole["connections"]
-    assert hole["close_after_max_s"] < 3.2 and net["held_at_end"] == 0
+    assert hole["close_after_max_s"] < 3 and net["held_at_end"] == 0
     assert hole["closed_in_fault"] == hole["connections"]  # the heartbeat noticed each one
     frozen = net["faults"]["freeze"]
     assert frozen["connections"] >= 3 and frozen["closed_in_fault"] == frozen["connections"]
@@ -71,10 +72,10 @@ def test_bad_network_fails_with_each_defects_finding(tmp_path: Path) -> None:
     assert "refused as full" in findings
     assert "no heartbeat detects dead players" in findings
     hole = summary["network"]["faults"]["blackhole"]
-    # Without a heartbeat the ghosts outlive their 3.5 s half-open spell: they go only when their
+    # Without a heartbeat the ghosts outlive their 3 s half-open spell: they go only when their
     # players come back and replace them.
-    assert summary["network"]["held_max_s"] >= 3.5
-    assert hole["close_after_p50_s"] is None or hole["close_after_p50_s"] >= 3.5
+    assert summary["network"]["held_max_s"] >= 3
+    assert hole["close_after_p50_s"] is None or hole["close_after_p50_s"] >= 3
     assert hole["closed_in_fault"] == 0
     frozen = summary["network"]["faults"]["freeze"]
     assert frozen["connections"] >= 3 and frozen["closed_in_fault"] == 0 and frozen["outlived"] == frozen["connections"]
