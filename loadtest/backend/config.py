@@ -23,6 +23,9 @@ DEFECTS: dict[str, str] = {
     "jwt-expired-ok": "/join accepts expired tokens",
     "no-rate-limit": "no endpoint is rate limited",
     "slow-tick": "each tick does ten times the simulation work",
+    "no-heartbeat": "the server never pings its players: frozen and half-open connections are never detected",
+    "blocking-broadcast": "the tick loop waits for each player's send: one slow reader stalls the whole room",
+    "seat-leak": "a dropped player's seat is held for a minute: a rejoin to its full room is refused",
 }
 
 
@@ -81,6 +84,11 @@ class BackendConfig:
     idle_timeout: float = 30.0
     max_body_bytes: int = 16 * 1024
     max_ws_message_bytes: int = 4 * 1024
+    #: Seconds between the server's pings to a silent player; one that does not answer within half
+    #: of it more is dropped (a frozen app, a half-open connection). Off with the ``no-heartbeat`` defect.
+    heartbeat: float = 20.0
+    #: How long the ``seat-leak`` defect holds a dropped player's seat.
+    seat_leak_s: float = 60.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -100,7 +108,7 @@ class BackendConfig:
             raise ConfigError(f"room_capacity: must be 1..10000, got {self.room_capacity}")
         if not 0 <= self.substeps <= 1000:
             raise ConfigError(f"substeps: must be 0..1000, got {self.substeps}")
-        for name in ("ticket_ttl", "token_ttl", "idle_timeout"):
+        for name in ("ticket_ttl", "token_ttl", "idle_timeout", "heartbeat", "seat_leak_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be > 0 seconds, got {getattr(self, name)}")
         self.token_limit.validate("token_limit")
@@ -140,6 +148,16 @@ class BackendConfig:
     @property
     def effective_substeps(self) -> int:
         return self.substeps * (10 if "slow-tick" in self.defects else 1)
+
+    @property
+    def effective_heartbeat(self) -> float | None:
+        """The heartbeat the matchmaker runs with: None under ``no-heartbeat``."""
+        return None if "no-heartbeat" in self.defects else self.heartbeat
+
+    @property
+    def gameserver_args(self) -> tuple[str, ...]:
+        """Defects a game-server process carries out itself, as its command-line flags."""
+        return ("--blocking-broadcast",) if "blocking-broadcast" in self.defects else ()
 
     def has(self, defect: str) -> bool:
         """Whether ``defect`` is switched on; unknown names are a programming error, not False."""

@@ -17,11 +17,13 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
 from collections.abc import Iterator
 
+import psutil
 from aiohttp import WSMsgType, web
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -35,6 +37,10 @@ from loadtest.backend.simulation import InvalidInput, RoomSimulation, parse_inpu
 OUTBOX_LIMIT = 120
 #: Window over which the effective tick rate is measured.
 RATE_WINDOW = 1.0
+#: Bytes a player's connection buffers before a send waits (aiohttp's writer limit and the socket's
+#: send buffer): small, so a slow reader shows within seconds, in its outbox or, under the
+#: ``blocking-broadcast`` defect, in everyone's tick rate.
+SEND_BUFFER = 16 * 1024
 TICK_BUCKETS = (0.001, 0.002, 0.004, 0.008, 0.0125, 0.0167, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -73,9 +79,17 @@ class _LiveCollector:
 
     def __init__(self, server: GameServer) -> None:
         self._server = server
+        self._process = psutil.Process()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gs = str(self._server.index)
+        memory = GaugeMetricFamily(
+            "gamebackend_game_server_memory_bytes",
+            "Resident memory of this game-server process (what slow readers' buffers cost it).",
+            labels=["game_server"],
+        )
+        memory.add_metric([gs], self._process.memory_info().rss)
+        yield memory
         players = GaugeMetricFamily(
             "gamebackend_game_server_players",
             "Players connected to this game server.",
@@ -221,7 +235,10 @@ class Room:
             ts = time.time()
             self.tick += 1
             self.sim.step(period)
-            self._broadcast(ts)
+            if self.server.blocking_broadcast:
+                await self._broadcast_blocking(ts)
+            else:
+                self._broadcast(ts)
             self._samples.append((ts, self.tick))
             metrics.ticks.inc()
             metrics.tick_duration.observe(time.perf_counter() - started)
@@ -240,10 +257,24 @@ class Room:
             p = players[player_id]
             session.send(f'{prefix}"ack":{p.ack},"state":{{"x":{p.x:.2f},"y":{p.y:.2f},"near":{p.near}}}}}')
 
+    async def _broadcast_blocking(self, ts: float) -> None:
+        """The ``blocking-broadcast`` defect: the tick waits until each player's socket took its tick,
+        so one player whose connection is backed up holds the tick loop of the whole room."""
+        players = self.sim.players
+        prefix = f'{{"type":"tick","tick":{self.tick},"ts":{ts:.6f},"players":{len(self.sessions)},'
+        for player_id, session in list(self.sessions.items()):
+            p = players.get(player_id)
+            if p is None or session.ws.closed:
+                continue  # left while an earlier send waited
+            message = f'{prefix}"ack":{p.ack},"state":{{"x":{p.x:.2f},"y":{p.y:.2f},"near":{p.near}}}}}'
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await session.ws.send_str(message)
+
 
 class GameServer:
-    def __init__(self, index: int, tick_rate: float, substeps: int, key: str) -> None:
+    def __init__(self, index: int, tick_rate: float, substeps: int, key: str, blocking_broadcast: bool = False) -> None:
         self.index = index
+        self.blocking_broadcast = blocking_broadcast
         self.tick_rate = tick_rate
         self.substeps = substeps
         self.rooms: dict[str, Room] = {}
@@ -269,7 +300,11 @@ class GameServer:
         code = request.query.get("room", "")
         player_id = request.query.get("player", "")
         name = request.query.get("name", "")
-        ws = web.WebSocketResponse(max_msg_size=64 * 1024, compress=False, timeout=2.0)
+        ws = web.WebSocketResponse(max_msg_size=64 * 1024, compress=False, timeout=2.0, writer_limit=SEND_BUFFER)
+        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         await ws.prepare(request)
         room = self.rooms.get(code)
         if room is None:
@@ -321,7 +356,7 @@ async def _serve(args: argparse.Namespace) -> None:
     key = os.environ.get(INTERNAL_KEY_ENV, "")
     if len(key) < 16:
         raise SystemExit(f"{INTERNAL_KEY_ENV} must hold the internal key the matchmaker generated")
-    server = GameServer(args.index, args.tick_rate, args.substeps, key)
+    server = GameServer(args.index, args.tick_rate, args.substeps, key, blocking_broadcast=args.blocking_broadcast)
     runner = JsonErrorRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, 0)
@@ -340,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--tick-rate", type=float, default=60.0)
     parser.add_argument("--substeps", type=int, default=10)
+    parser.add_argument("--blocking-broadcast", action="store_true", help="the blocking-broadcast defect")
     args = parser.parse_args(argv)
     # The matchmaker owns shutdown: a Ctrl-C in the terminal reaches it, and it closes our stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -77,7 +77,7 @@ class Matchmaker:
             never_expire=config.has("ticket-no-expiry"),
             race_window=config.race_window,
         )
-        self.rooms = RoomRegistry(config.room_capacity)
+        self.rooms = RoomRegistry(config.room_capacity, config.seat_leak_s if config.has("seat-leak") else 0.0)
         self.sessions: set[Session] = set()
         self.client_address = ClientAddress(config.trusted_proxies)
         self.cors = CorsPolicy(config.cors_origins)
@@ -205,7 +205,10 @@ class Matchmaker:
         # refuses a message whose size *equals* max_msg_size, hence the + 1: the cap is the
         # largest message allowed, and only a bigger one is closed with 1009.
         client = web.WebSocketResponse(
-            max_msg_size=self.config.max_ws_message_bytes + 1, heartbeat=20.0, compress=False, timeout=2.0
+            max_msg_size=self.config.max_ws_message_bytes + 1,
+            heartbeat=self.config.effective_heartbeat,
+            compress=False,
+            timeout=2.0,
         )
         if not client.can_prepare(request).ok:
             raise ApiError(400, "WebSocket upgrade required")

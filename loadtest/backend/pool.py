@@ -57,6 +57,8 @@ class GameServerPool:
         self._tick_rate = tick_rate
         self._substeps = substeps
         self._key = key
+        #: Flags for every game-server process (the defects it carries out itself).
+        self.extra_args: tuple[str, ...] = ()
         self.servers: list[GameServerHandle] = []
         self._http: aiohttp.ClientSession | None = None
 
@@ -75,6 +77,7 @@ class GameServerPool:
                     str(self._tick_rate),
                     "--substeps",
                     str(self._substeps),
+                    *self.extra_args,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     env=env,

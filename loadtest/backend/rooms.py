@@ -42,9 +42,13 @@ class RoomRecord:
 
 
 class RoomRegistry:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, leak_seats_s: float = 0.0) -> None:
         self.capacity = capacity
         self.rooms: dict[str, RoomRecord] = {}
+        #: The ``seat-leak`` defect: a leaving player's seat stays taken this long, under a key of
+        #: its connection rather than its player, so not even that player gets it back.
+        self.leak_seats_s = leak_seats_s
+        self._leaked = 0
 
     @staticmethod
     def normalise(code: str) -> str:
@@ -86,6 +90,9 @@ class RoomRegistry:
         room.empty_since = None
 
     def leave(self, room: RoomRecord, player_id: str) -> None:
+        if self.leak_seats_s and room.members.pop(player_id, None) is not None:
+            self._leaked += 1
+            room.reservations[f"leaked:{self._leaked}:{player_id}"] = time.monotonic() + self.leak_seats_s
         room.members.pop(player_id, None)
         if not room.members:
             room.empty_since = time.monotonic()

@@ -51,6 +51,7 @@ class ReferenceBackend:
         self.pool = GameServerPool(
             config.game_servers, config.tick_rate, config.effective_substeps, secrets.token_urlsafe(32)
         )
+        self.pool.extra_args = config.gameserver_args
         self.matchmaker = Matchmaker(config, self.pool)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None

@@ -49,6 +49,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--game-servers", type=int, default=1, help="game-server processes (default 1)")
     p.add_argument("--room-capacity", type=int, default=64, help="players per room (default 64)")
     p.add_argument(
+        "--heartbeat",
+        type=_positive(float),
+        default=d["heartbeat"].default,
+        help="seconds between pings to a silent player; no answer in half that more drops it (default %(default)s)",
+    )
+    p.add_argument(
         "--substeps",
         type=int,
         default=d["substeps"].default,
@@ -126,6 +132,7 @@ def _config_from(args: argparse.Namespace) -> BackendConfig:
         game_servers=args.game_servers,
         tick_rate=args.tick_rate,
         room_capacity=args.room_capacity,
+        heartbeat=args.heartbeat,
         substeps=args.substeps,
         ticket_ttl=args.ticket_ttl,
         token_ttl=args.token_ttl,

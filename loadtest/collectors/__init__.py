@@ -7,6 +7,6 @@ its summary section and per-second table. Importing this package registers every
 the order below (each after those it needs).
 """
 
-from loadtest.collectors import cors, generator, http, ratelimit, reconnects, replay, sessions, ticks
+from loadtest.collectors import cors, generator, http, network, ratelimit, reconnects, replay, sessions, ticks
 
-__all__ = ["cors", "generator", "http", "ratelimit", "reconnects", "replay", "sessions", "ticks"]
+__all__ = ["cors", "generator", "http", "network", "ratelimit", "reconnects", "replay", "sessions", "ticks"]

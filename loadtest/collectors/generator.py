@@ -162,6 +162,8 @@ class GeneratorSection(Section):
     #: each), and the most sessions any worker held connected in one second.
     sessions_per_worker_planned: int | None = None
     sessions_per_worker_peak: int | None = None
+    #: The players' network relay's own cost (collectors/network.py); null when no player used it.
+    relay: dict[str, Any] | None = None
 
 
 @register
@@ -248,5 +250,13 @@ class GeneratorReducer(Reducer):
                 "per_worker": health,
                 "sessions_per_worker_planned": _peak([p["users_planned"] for p in peaks.values()]),
                 "sessions_per_worker_peak": _peak([p["connected_peak"] for p in peaks.values()]),
+                "relay": _relay_cost(ctx),
             }
         }
+
+
+def _relay_cost(ctx: Context) -> dict[str, Any] | None:
+    """The relay's cost, kept beside the generator's health and out of every verdict."""
+    from loadtest.collectors.network import relay_cost  # its owner reads its own counters
+
+    return relay_cost(ctx.reducer("network").total)

@@ -37,7 +37,7 @@ from loadtest.adapters import AdapterKind
 from loadtest.adapters.protocol import ProtocolConfig
 from loadtest.backend.config import DEFECTS
 from loadtest.config.model import Array, Model, Seconds, derive, explain, render, seconds
-from loadtest.config.settings import PlayerSettings, ProbeSettings, Storm
+from loadtest.config.settings import NETWORK_STORMS, PlayerSettings, ProbeSettings, Storm
 from loadtest.errors import UsageError
 from loadtest.results.gates import Gate, GateSyntaxError, parse
 
@@ -62,6 +62,7 @@ BACKEND_OPTIONS = {
     "tick_rate": ("--tick-rate", float),
     "game_servers": ("--game-servers", int),
     "room_capacity": ("--room-capacity", int),
+    "heartbeat": ("--heartbeat", float),
     "substeps": ("--substeps", int),
     "ticket_ttl": ("--ticket-ttl", float),
     "token_ttl": ("--token-ttl", float),
@@ -216,8 +217,11 @@ class LoadTable(Model):
 EventTable = derive(
     "EventTable",
     Storm,
-    ("at", "fraction", "close_code", "seconds", "optional", "trigger", "window"),
-    kind=(Literal["storm", "stall"], Field("storm", description="a reconnect storm, or a stall of the tick loops")),
+    ("at", "fraction", "close_code", "seconds", "optional", "trigger", "window", "then", "latency_ms"),
+    kind=(
+        Literal[("storm", "stall", *NETWORK_STORMS)],
+        Field("storm", description="a reconnect storm, a stall of the tick loops, or a network storm"),
+    ),
     side=(Literal["client", "server"], Field("server", description="who drops the sessions of a storm")),
 )
 PlayerTable = derive(
@@ -237,6 +241,7 @@ PlayerTable = derive(
         "max_http_in_flight",
         "source_addresses",
         "reconnect",
+        "network",
     ),
 )
 #: ``[ticks]`` key -> player setting.
@@ -443,13 +448,15 @@ def _build(path: str, raw: dict[str, Any]) -> Scenario:
     storms = tuple(
         Storm(
             at=e.at,
-            side="stall" if e.kind == "stall" else e.side,
+            side=e.kind if e.kind in ("stall", *NETWORK_STORMS) else e.side,
             fraction=e.fraction,
             close_code=e.close_code,
             seconds=e.seconds,
             optional=e.optional,
             trigger=e.trigger,
             window=e.window,
+            then=e.then,
+            latency_ms=e.latency_ms,
         )
         for e in doc.events
     )

@@ -43,6 +43,10 @@ class SettingsError(UsageError):
 ADMIN_TOKEN_ENV = "LOADTEST_ADMIN_TOKEN"  # noqa: S105 - the variable name, not a secret
 JWT_SECRET_ENV = "LOADTEST_JWT_SECRET"  # noqa: S105 - the variable name, not a secret
 STORM_SIDES = ("client", "server", "stall")
+#: Storms the harness's network relay carries out on the players' links (loadtest.runtime.relay.FAULTS).
+NETWORK_STORMS = ("freeze", "blackhole", "reset", "latency_spike")
+STORM_SIDES = (*STORM_SIDES, *NETWORK_STORMS)
+FREEZE_ENDS = ("resume", "close")
 
 
 def expand_addresses(spec: str) -> tuple[str, ...]:
@@ -163,6 +167,9 @@ class Storm(Model):
     close_code: int = Field(1012, ge=1000, le=4999, description="WebSocket close code of a server-side drop")
     seconds: Seconds = Field(2.0, gt=0, le=60, description="how long a stall lasts, s")
     optional: bool = Field(False, description="not setting it off is reported, not fatal to the run")
+    # -- network storms (freeze, blackhole, reset, latency_spike), carried out by the relay
+    then: Literal[FREEZE_ENDS] = Field("resume", description="after a freeze: resume, or close (the app is killed)")
+    latency_ms: float = Field(500.0, gt=0, le=10_000, description="latency a latency_spike adds each way, ms")
     #: How a server-side storm is set off, and how long after it its effect is looked for.
     trigger: StormTrigger = Field(default_factory=StormTrigger, description="how a server-side storm is set off")
     window: Seconds = Field(
@@ -237,6 +244,43 @@ class ProbeSettings(Model):
         return render(("probes", *loc))
 
 
+class NetworkSettings(Model):
+    """The link a share of the players has, through the harness's TCP relay (loadtest.runtime.relay).
+
+    Players on this link (every ``1/share``-th one) connect through a relay route of their own;
+    the others connect directly, unless a network storm is planned or ``relay_all`` is on, in which
+    case every player goes through the relay (on a clean link) so the storm can reach it.
+    """
+
+    error = SettingsError
+
+    share: float = Field(0.0, ge=0, le=1, description="share of players on this link (0: none)")
+    latency_ms: float = Field(0.0, ge=0, le=10_000, description="added latency each way, ms")
+    jitter_ms: float = Field(0.0, ge=0, le=10_000, description="latency varies by up to this much either way, ms")
+    bandwidth_kb_s: float = Field(0.0, ge=0, le=1_000_000, description="bandwidth cap each way, KB/s (0: none)")
+    slow_close_ms: float = Field(0.0, ge=0, le=60_000, description="a close is passed on this much later, ms")
+    start_s: Seconds = Field(0.0, ge=0, description="seconds into the run the bad link begins")
+    stop_s: Seconds | None = Field(None, gt=0, description="seconds into the run the bad link ends (none: never)")
+    relay_all: bool = Field(False, description="every player through the relay, even on a clean link")
+    rejoin_same_room: bool = Field(
+        False, description="after a lost session, join the same room by its code first (refused as full is counted)"
+    )
+
+    @classmethod
+    def key_of(cls, loc: tuple[str | int, ...]) -> str:
+        return render(("player", "network", *loc))
+
+    @model_validator(mode="after")
+    def _window(self) -> NetworkSettings:
+        if self.stop_s is not None and self.stop_s <= self.start_s:
+            raise Problem("stop_s", f"must be after start_s ({self.start_s:g} s), got {self.stop_s:g}")
+        return self
+
+    def active(self, elapsed: float) -> bool:
+        """Whether the bad link is on ``elapsed`` seconds into the run."""
+        return elapsed >= self.start_s and (self.stop_s is None or elapsed < self.stop_s)
+
+
 #: Where a settings field lives in a scenario file, when not in ``[player]``.
 SCENARIO_KEYS = {
     "degradation_threshold": "ticks.degradation_threshold",
@@ -267,6 +311,7 @@ class PlayerSettings(Model):
     max_http_in_flight: int = Field(4, ge=1, le=64, description="HTTP requests one process has in flight")
     honour_retry_after: bool = Field(True, description="wait as long as a 429's Retry-After asks")
     reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     #: Which adapter speaks to the backend (loadtest.adapters) and its own options, as JSON values.
     protocol_kind: AdapterKind = "reference"

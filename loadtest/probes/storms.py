@@ -21,7 +21,7 @@ from collections.abc import Callable
 import requests
 
 from loadtest.collectors.reconnects import ReconnectCollector
-from loadtest.config.settings import ADMIN_TOKEN_ENV, ENV_REFERENCE, PlayerSettings, Storm, StormTrigger
+from loadtest.config.settings import ADMIN_TOKEN_ENV, ENV_REFERENCE, NETWORK_STORMS, PlayerSettings, Storm, StormTrigger
 from loadtest.errors import StormError
 from loadtest.probes.http import TIMEOUT, json_or_none, probe_session
 
@@ -43,6 +43,12 @@ def fire(
         return
     if storm.side == "server" and storm.trigger.kind != "chaos":
         fire_trigger(storm, host, settings, collector)
+        return
+    if storm.side in NETWORK_STORMS:
+        # Carried out by the players' relay (loadtest.runtime.relay), in every process at once.
+        from loadtest.runtime import network
+
+        collector.storm(storm.side, network.storm(storm))
         return
     token = os.environ.get(ADMIN_TOKEN_ENV)
     if not token:

@@ -249,6 +249,72 @@ def _server_vs_client(s: dict[str, Any]) -> list[str]:
     ]
 
 
+#: The target's resident-memory gauges, by the names the reference backend and Prometheus clients use.
+MEMORY_GAUGES = ("gamebackend_game_server_memory_bytes", "process_resident_memory_bytes")
+
+
+def _server_memory(s: dict[str, Any]) -> list[str]:
+    """The target's memory at the start and end of a run with bad networks, when it is scraped."""
+    metrics = s.get("target_metrics") or {}
+    start, end = metrics.get("start") or {}, metrics.get("end") or {}
+
+    def total(samples: dict[str, float]) -> float:
+        return sum(v for k, v in samples.items() if k.split("{", 1)[0] in MEMORY_GAUGES)
+
+    before, after = total(start), total(end)
+    if not before or not after:
+        return []
+    return [f"The server's memory went from {before / 1e6:.0f} MB to {after / 1e6:.0f} MB over the run."]
+
+
+def _network(s: dict[str, Any]) -> list[str]:
+    """What the server did with frozen, half-open and reset players (the relay's evidence)."""
+    net = s.get("network") or {}
+    out = []
+    for kind, f in sorted((net.get("faults") or {}).items()):
+        if kind not in ("freeze", "blackhole") or not f.get("connections"):
+            continue
+        what = "frozen" if kind == "freeze" else "half-open"
+        late = f.get("server_closed", 0) - f.get("closed_in_fault", 0)
+        if f.get("held_at_end"):
+            out.append(
+                f"The server never dropped {f['held_at_end']} {what} connection(s) "
+                f"(kept for {f['held_max_s']:.1f} s and counting): no heartbeat detects dead players."
+            )
+        elif late > 0:
+            out.append(
+                f"The server noticed only {f.get('closed_in_fault', 0)} of {f['connections']} {what} connection(s) "
+                f"while they were dead; {late} went only when their players came back and replaced them "
+                f"(kept up to {f['close_after_max_s']:.1f} s): no heartbeat detects dead players."
+            )
+        elif f.get("outlived"):
+            out.append(
+                f"The server kept {f['outlived']} of {f['connections']} {what} connection(s) open through their "
+                "whole fault: it did not notice them (no heartbeat, or one slower than the fault)."
+            )
+        elif f.get("server_closed"):
+            out.append(
+                f"The server closed {f['server_closed']} of {f['connections']} {what} connection(s) "
+                f"after {f['close_after_p50_s']:.1f} s (max {f['close_after_max_s']:.1f} s)."
+            )
+    rates, tick = net.get("message_rate") or {}, s.get("tick") or {}
+    threshold, clean = tick.get("threshold_hz"), rates.get("clean_p5_hz")
+    if rates.get("slow_session_seconds") and threshold and clean is not None and clean < threshold:
+        out.append(
+            f"While players were on slow links, players on clean links got only {clean:.1f} messages/s (p5; "
+            f"threshold {threshold:g} Hz): slow readers degrade the room for everyone."
+        )
+    if net:
+        out += _server_memory(s)  # beside the faults it may show the cost of
+    rejoin = net.get("rejoin") or {}
+    if rejoin.get("refused_full"):
+        out.append(
+            f"{rejoin['refused_full']} of {rejoin['attempts']} rejoins to the player's own room were refused as "
+            "full: a dropped player's seat is still held."
+        )
+    return out
+
+
 RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _replay,
     _ticks,
@@ -262,6 +328,7 @@ RULES: list[Callable[[dict[str, Any]], list[str]]] = [
     _cors,
     _generator,
     _tls,
+    _network,
 ]
 
 

@@ -315,7 +315,7 @@ def _storms(
             why = f"its {trigger} trigger failed: {failed}"
         elif match is None:
             why = "it was not set off (see locust.log: its trigger failed or was never reached)"
-        elif side != "stall" and dropped == 0:
+        elif side != "stall" and dropped == 0 and not _caught_by_relay(summary, side):
             why = "it dropped no session" + (f" within {window:g} s of its {trigger} trigger" if window else "")
         out.append(
             {
@@ -356,6 +356,15 @@ def _dropped_within(reduction: Reduction | None, start_s: int, window: float, wh
         for second, row in zip(table.seconds, table.rows, strict=True)
         if start_s <= second - t0 <= start_s + window
     )
+
+
+def _caught_by_relay(summary: Mapping[str, Any], side: str) -> bool:
+    """A network storm that drops no one by design (``latency_spike``, a ``freeze`` that resumes) is
+    carried out when the relay put sessions under it (``network.faults``, per kind)."""
+    from loadtest.config.settings import NETWORK_STORMS
+
+    faults = (summary.get("network") or {}).get("faults") or {}
+    return side in NETWORK_STORMS and int((faults.get(side) or {}).get("connections", 0)) > 0
 
 
 def _probes(

@@ -33,6 +33,7 @@ from loadtest.collectors.reconnects import Recovery
 from loadtest.runtime import plugin  # noqa: F401 - a GamePlayer needs the --lt-* options and the harness
 from loadtest.runtime.engine import ConnectOutcome, SessionEnd, SessionHandle
 from loadtest.runtime.harness import Harness
+from loadtest.runtime.network import PlayerLink, rejoin_outcome
 from loadtest.runtime.target import SourceAddressAdapter, WsTarget
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class GamePlayer(HttpUser):
         elif self.settings.ca_bundle:
             self.client.verify = self.settings.ca_bundle
         self._ws = WsTarget.from_host(self.host or "", self.settings)
+        # Through the network relay when this player is on a bad link or a network storm is planned.
+        self.link = PlayerLink(self)
+        self.rejoin_room: str | None = None  # after a lost session: the room to join again first
 
     def on_stop(self) -> None:
         # Locust kills a user mid-session on ramp-down or stop: close its socket (a leak
@@ -225,16 +229,21 @@ class GamePlayer(HttpUser):
         return grant
 
     def join(self, token: TokenGrant) -> JoinGrant | Attempt:
-        path, body = self.protocol.join_request(self.settings.join_mode, self.settings.room)
+        rejoin, self.rejoin_room = self.rejoin_room, None
+        mode, room = ("code", rejoin) if rejoin else (self.settings.join_mode, self.settings.room)
+        path, body = self.protocol.join_request(mode, room)
         grant = self.post_json(
             path, body, headers=self.protocol.auth_headers(token.token), parse=self.protocol.parse_join
         )
         if isinstance(grant, Attempt) and grant.reason in {f"status_{s}" for s in self.protocol.auth_failed_statuses}:
             self.token = None  # expired or revoked: log in again on the next attempt
+        if rejoin:
+            rejoin_outcome(self, grant)
         return grant
 
     def connect(self, grant: JoinGrant, name: str = "connect") -> Attempt:
         spec = self._ws.spec(self.protocol.connect_url(self._ws.base, grant), self.protocol, self.settings, self.source)
+        spec = self.link.spec(spec)
         handle = self.harness.engine.open(spec)
         self.handle = handle
         # The engine always answers within the open timeout; the bound is for an engine bug.
@@ -266,6 +275,8 @@ class GamePlayer(HttpUser):
             self._leave(handle)
             return None
         self._record_end(end)
+        if not end.expected and self.settings.network.rejoin_same_room and self.last_grant is not None:
+            self.rejoin_room = self.last_grant.room
         return end if not end.expected else None
 
     def _leave(self, handle: SessionHandle) -> None:
