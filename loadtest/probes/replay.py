@@ -250,9 +250,10 @@ class ReplayProbe:
         return self.join_with(token)
 
     def jwt_wrong_audience(self) -> bool:
+        # Opaque tokens first: with them the kind does not apply, whether or not a key was given.
+        claims = self._claims(self.token())
         secret = os.environ.get(JWT_SECRET_ENV)
         if not secret:
             raise ProbeSkipped("no_secret")
-        claims = self._claims(self.token())
         claims["aud"] = f"not-{claims.get('aud', 'you')}"
         return self.join_with(jwt.encode(claims, secret, algorithm="HS256"))
