@@ -10,7 +10,8 @@ have hard-coded changed, so a run against it proves that only ``[protocol]`` set
   ``{"kind": "move", "n", …}``;
 - 30 Hz by default, and **no welcome message**: the nominal rate is said only by the
   ``shape_nominal_tick_rate_hz`` gauge on ``/metrics`` (left out with ``--no-gauge``);
-- no chaos endpoint; a 429 carries a whole-second ``Retry-After`` and its own body
+- no chaos endpoint: ``SIGHUP`` "restarts the game servers" as a rollout would, closing every play
+  session with 1012 (service restart) and counting them in ``shape_sessions_restarted_total``; a 429 carries a whole-second ``Retry-After`` and its own body
   (``{"message": "slow down", "code": "THROTTLED"}``); a refused seat is a 403
   ``{"message": …, "code": "SEAT_REFUSED"}``;
 - Prometheus ``/metrics`` with its own counters (``shape_throttled_total{route}``,
@@ -99,6 +100,8 @@ class OtherShape:
         self.refused = Counter("shape_seats_refused", "Seats refused at /ws/play, by why.", ["why"], registry=r)
         self.issued = Counter("shape_seats_issued", "Seats handed out.", registry=r)
         self.opened = Counter("shape_sessions_opened", "Play sessions opened.", registry=r)
+        self.restarted = Counter("shape_sessions_restarted", "Play sessions closed by a restart (SIGHUP).", registry=r)
+        self.sessions: set[web.WebSocketResponse] = set()
         self.bad_tokens = Counter("shape_bad_tokens", "Match requests with an unknown token.", registry=r)
         for route in (AUTH, MATCH):
             self.throttled.labels(route)
@@ -180,6 +183,7 @@ class OtherShape:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.opened.inc()
+        self.sessions.add(ws)
         last = [0]
         reader = asyncio.create_task(self._read(ws, last))
         loop = asyncio.get_running_loop()
@@ -196,8 +200,16 @@ class OtherShape:
             pass
         finally:
             reader.cancel()
+            self.sessions.discard(ws)
         await ws.close()
         return ws
+
+    def restart(self) -> None:
+        """What a rollout does to the players: every session ends with 1012, and they must come back."""
+        for ws in list(self.sessions):
+            self.sessions.discard(ws)
+            self.restarted.inc()
+            asyncio.get_running_loop().create_task(ws.close(code=1012, message=b"restarting"))
 
     @staticmethod
     async def _read(ws: web.WebSocketResponse, last: list[int]) -> None:
@@ -224,12 +236,14 @@ def parse_args() -> argparse.Namespace:
 
 
 async def main() -> None:
-    runner = web.AppRunner(OtherShape(parse_args()).app(), access_log=None)
+    backend = OtherShape(parse_args())
+    runner = web.AppRunner(backend.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     print(f"listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, backend.restart)
     await stop.wait()
     await runner.cleanup()
 

@@ -4,8 +4,9 @@ Its paths, field names, auth scheme and message names all differ from the refere
 ticks at 30 Hz, sends no welcome message, has no chaos endpoint and answers 429 with a whole-second
 Retry-After and a body of its own. The bundled ``smoke`` scenario must pass against it unchanged
 (step-named gates, tick ratios against the nominal rate its /metrics gauge states), our counts
-must equal its own counters, and a run that learns the nominal rate nowhere must say so instead
-of judging against 60 Hz.
+must equal its own counters, a server-side storm must be set off by a command (it has no chaos
+API) and measured by the players' drops, and a run that learns the nominal rate nowhere must say
+so instead of judging against 60 Hz.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ SETS = [arg for key, value in PROTOCOL.items() for arg in ("--set", f"protocol.{
 
 
 @contextmanager
-def other_shape(*args: str) -> Iterator[str]:
+def other_shape(*args: str, pid: list[int] | None = None) -> Iterator[str]:
+    """The fake's URL while it runs; its process id lands in ``pid`` when given (for a storm's command)."""
     fake = subprocess.Popen([sys.executable, str(FAKE), *args], stdout=subprocess.PIPE, text=True)
     try:
         line = fake.stdout.readline() if fake.stdout else ""
         assert "listening on " in line, f"the fake did not start: {line!r}"
+        if pid is not None:
+            pid.append(fake.pid)
         yield line.split("listening on ")[1].strip()
     finally:
         fake.terminate()
@@ -107,6 +111,13 @@ expr = "tick.p5_ratio >= 0.9"
 [[gates]]
 expr = "http./api/v2/auth.count > 0"
 
+# No chaos API: the server-side storm is a command that restarts the game servers (SIGHUP here, as
+# `kubectl rollout restart` would be elsewhere); its effect is what the players saw.
+[[events]]
+at = "4s"
+window = "5s"
+trigger = { kind = "command", argv = ["kill", "-HUP", "PID"], timeout = "5s" }
+
 [protocol]
 """
 
@@ -114,10 +125,12 @@ expr = "http./api/v2/auth.count > 0"
 @pytest.mark.slow
 def test_without_a_nominal_rate_tick_verdicts_are_not_given_and_429s_equal_the_servers(tmp_path: Path) -> None:
     scenario = tmp_path / "limits.toml"
-    scenario.write_text(SCENARIO + "".join(f'{k} = "{v}"\n' for k, v in PROTOCOL.items()), encoding="utf-8")
     out = tmp_path / "run"
+    pid: list[int] = []
     # No gauge, no welcome, no ticks.nominal_hz; 8 players from one address meet a burst of 5.
-    with other_shape("--no-gauge", "--auth-rate", "2", "--auth-burst", "5") as url:
+    with other_shape("--no-gauge", "--auth-rate", "2", "--auth-burst", "5", pid=pid) as url:
+        text = SCENARIO.replace('"PID"', f'"{pid[0]}"')
+        scenario.write_text(text + "".join(f'{k} = "{v}"\n' for k, v in PROTOCOL.items()), encoding="utf-8")
         proc = loadtest("run", str(scenario), "--target", url, "--out", str(out))
     s = summary_of(out)
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -138,3 +151,10 @@ def test_without_a_nominal_rate_tick_verdicts_are_not_given_and_429s_equal_the_s
     assert s["http"]["token"]["status"].get("429", 0) == ours
     assert s["rate_limit"]["retry_after_not_honoured"] == 0 and s["rate_limit"]["without_retry_after"] == {}
     assert s["ws"]["sessions_opened"] == _server(s, "shape_sessions_opened_total")
+    # The command-triggered storm was carried out: the sessions the restart closed are the drops
+    # the players saw in its window, and they came back.
+    (storm,) = s["integrity"]["storms"]
+    restarted = _server(s, "shape_sessions_restarted_total")
+    assert storm["trigger"] == "command" and storm["carried_out"], storm
+    assert restarted > 0 and storm["dropped"] == restarted, (storm, restarted)
+    assert s["reconnect"]["recovered"] > 0
