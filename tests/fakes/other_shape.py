@@ -11,7 +11,8 @@ have hard-coded changed, so a run against it proves that only ``[protocol]`` set
 - 30 Hz by default, and **no welcome message**: the nominal rate is said only by the
   ``shape_nominal_tick_rate_hz`` gauge on ``/metrics`` (left out with ``--no-gauge``);
 - no chaos endpoint: ``SIGHUP`` "restarts the game servers" as a rollout would, closing every play
-  session with 1012 (service restart) and counting them in ``shape_sessions_restarted_total``; a 429 carries a whole-second ``Retry-After`` and its own body
+  session with 1012 (service restart) and counting them in ``shape_sessions_restarted_total``;
+  a 429 carries a whole-second ``Retry-After`` and its own body
   (``{"message": "slow down", "code": "THROTTLED"}``); a refused seat is a 403
   ``{"message": …, "code": "SEAT_REFUSED"}``;
 - Prometheus ``/metrics`` with its own counters (``shape_throttled_total{route}``,
