@@ -1,7 +1,9 @@
 """Rate-limit responses as players meet them: 429s by endpoint, Retry-After, and whether it was honoured.
 
 "Honoured" is measured, not assumed: the next request to the same endpoint from the same player
-is compared with the Retry-After it was given.
+is compared with the Retry-After it was given. Counts are recorded by path (what the player
+requested) and summarised by the flow's step (``token``, ``join``), as the ``http`` section is,
+so the same numbers read the same on every backend whatever its paths.
 """
 
 from __future__ import annotations
@@ -207,15 +209,18 @@ class RateLimitReducer(Reducer):
         return labelled_rows(bucket.counts, _COLUMNS, "endpoint")
 
     def summarise(self, ctx: Context) -> dict[str, Any]:
+        from loadtest.collectors.http import step_namer  # the http collector owns path -> step
+
         c = self.total.counts
         honoured, not_honoured = HONOURED.total(c), NOT_HONOURED.total(c)
-        limited = LIMITED.by(c)
+        step_of = step_namer(ctx.settings)
+        limited = _by_step(LIMITED.by(c), step_of)
         probe = probe_result(self.total)
         return {
             "rate_limit": {
                 "responses_429": limited,
                 "responses_429_total": sum(limited.values()),
-                "without_retry_after": NO_RETRY_AFTER.by(c),
+                "without_retry_after": _by_step(NO_RETRY_AFTER.by(c), step_of),
                 "retry_after_p50_s": ms(self.total.hists.get(RETRY_AFTER()), 50),
                 "retry_after_honoured": honoured,
                 "retry_after_not_honoured": not_honoured,
@@ -227,3 +232,12 @@ class RateLimitReducer(Reducer):
                 "enforced": probe["enforced"] if probe else (True if limited else None),
             }
         }
+
+
+def _by_step(by_path: Mapping[str, int], step_of: Any) -> dict[str, int]:
+    """Counts by path -> counts by the flow's step (several paths of one step add up)."""
+    out: dict[str, int] = {}
+    for path, value in by_path.items():
+        step = step_of(path)
+        out[step] = out.get(step, 0) + int(value)
+    return out

@@ -491,7 +491,7 @@ LABELS = {
     "ended": "sessions ended, by cause",
     "unexpected_disconnects": "sessions lost (not ended by the player)",
     "messages": "messages received",
-    "responses_429": "429s players met, by endpoint",
+    "responses_429": "429s players met, by step",
     "responses_429_total": "429s players met",
     "without_retry_after": "429s without Retry-After",
     "retry_after_p50_s": "Retry-After p50 (s)",

@@ -244,22 +244,24 @@ def _probe_text(probe: dict[str, Any] | None, endpoint: str) -> str:
 
 def rate_limit_rows(summary: dict[str, Any], reduction: Reduction) -> list[dict[str, Any]]:
     rl, steps = summary["rate_limit"], summary["http"]
-    # The summary's HTTP steps by their paths: rate-limit counts are kept per path.
-    http = {path: v for v in steps.values() for path in str(v.get("path", "")).split(", ") if path}
+    # Rate-limit counts are by step, as the HTTP section is; the probe names the path it hit.
+    step_of_path = {path: step for step, v in steps.items() for path in str(v.get("path", "")).split(", ") if path}
     probe = rl["probe"]
-    endpoints = sorted(set(http) | set(rl["responses_429"]) | ({probe["endpoint"]} if probe else set()))
+    probed = step_of_path.get(probe["endpoint"], probe["endpoint"]) if probe else None
+    names = sorted(set(steps) | set(rl["responses_429"]) | ({probed} if probed else set()))
     rows = []
-    for endpoint in endpoints:
+    for step in names:
+        path = steps.get(step, {}).get("path") or (probe["endpoint"] if probe and step == probed else step)
         rows.append(
             {
-                "endpoint": endpoint,
-                "requests": http.get(endpoint, {}).get("count", 0),
-                "limited": rl["responses_429"].get(endpoint, 0),
-                "noretry": rl["without_retry_after"].get(endpoint, 0),
+                "endpoint": step if path == step else f"{step} ({path})",
+                "requests": steps.get(step, {}).get("count", 0),
+                "limited": rl["responses_429"].get(step, 0),
+                "noretry": rl["without_retry_after"].get(step, 0),
                 "retryafter": "",
                 "honoured": "",
                 "ignored": "",
-                "probe": _probe_text(probe, endpoint),
+                "probe": _probe_text(probe, probe["endpoint"] if probe and step == probed else step),
             }
         )
     rows.append(

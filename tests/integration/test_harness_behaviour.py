@@ -149,7 +149,7 @@ def test_dropped_players_recover_by_policy_and_honour_retry_after(tmp_path: Path
     assert rc["limited"] > 0, "some reconnects met a 429"
     assert rc["recovery_p50_s"] >= 1.0, "exponential backoff waits at least its 1 s base"
     rl = s["rate_limit"]
-    assert rl["responses_429"].get("/join", 0) > 0
+    assert rl["responses_429"].get("join", 0) > 0
     assert rl["retry_after_not_honoured"] == 0
     assert rl["retry_after_honoured_ratio"] == 1.0
     assert s["ws"]["unexpected_disconnects"] == players

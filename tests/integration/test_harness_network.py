@@ -54,7 +54,7 @@ def test_source_addresses_spread_players_over_per_ip_limits(start_backend, tmp_p
     one, spread = one.wait(timeout=120), spread.wait(timeout=120)
     assert_clean(one)
     assert_clean(spread)
-    assert one.summary["rate_limit"]["responses_429"].get("/request_token", 0) > 0
+    assert one.summary["rate_limit"]["responses_429"].get("token", 0) > 0
     assert spread.summary["rate_limit"]["responses_429"] == {}
     assert spread.summary["ws"]["sessions_opened"] == 20
     assert spread.summary["run"]["source_addresses"] == 20

@@ -255,7 +255,7 @@ def test_live_tabs_in_a_real_browser_then_the_reports_download(
             reconnects = _until(page, "Storms", lambda rows: _num(_row(rows, "whole run")[2]) > 0)
             assert _num(_row(reconnects, "whole run")[1]) > 0
             assert any(r[0].startswith("storm at t=") for r in reconnects)
-            limits = _until(page, "Limits", lambda rows: "limited from" in _row(rows, "/request_token")[7])
+            limits = _until(page, "Limits", lambda rows: "limited from" in _row(rows, "token (/request_token)")[7])
             assert _num(_row(limits, "all")[1]) > 0 and _row(limits, "all")[7] == "limit enforced"
             # Every tab fits the tab bar at 1500 px: none is cut off or scrolled out of sight.
             cut = page.evaluate(
