@@ -180,6 +180,16 @@ _RUN_OVERRIDES = (
 )
 
 
+def _target_and_set(
+    p: argparse.ArgumentParser,
+    target_help: str,
+    set_help: str = "override any scenario value by its dotted key, e.g. --set player.reconnect.kind=none",
+) -> None:
+    """``--target`` and ``--set``, the same for every command that reads a scenario."""
+    p.add_argument("--target", type=cli_type(TargetTable, "url"), help=target_help)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
@@ -187,11 +197,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Run a scenario (a file, or the name of a bundled one) and judge it by its gates.",
     )
     p.add_argument("scenario", help="scenario file, or a bundled scenario's name (see `loadtest scenarios`)")
-    p.add_argument(
-        "--target",
-        type=cli_type(TargetTable, "url"),
-        help="base URL of the backend under test (default: the scenario's target.url, else embedded)",
-    )
+    _target_and_set(p, "base URL of the backend under test (default: the scenario's target.url, else embedded)")
     p.add_argument(
         "--defect",
         action="append",
@@ -208,13 +214,6 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
             help=help_for(model, name, default=f"default: the scenario's {key}, else {{}}"),
         )
     p.add_argument("--out", help="run folder (default reports/<scenario>-<timestamp>)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any scenario value by its dotted key, e.g. --set player.reconnect.kind=none",
-    )
     p.add_argument("--web", action="store_true", help="open Locust's web UI with the live collectors")
     p.add_argument("--web-host", default="127.0.0.1", help="web UI address (default 127.0.0.1)")
     p.add_argument("--web-port", type=int, default=8089, help="web UI port (default 8089)")
@@ -397,17 +396,10 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
         "masked), and, where a reply lacks a field the protocol expects, the key to set.",
     )
     p.add_argument("scenario", nargs="?", help="scenario file or bundled name (default: the reference protocol)")
-    p.add_argument(
-        "--target",
-        type=cli_type(TargetTable, "url"),
-        help="base URL of the backend (default: the scenario's target.url)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario value, e.g. --set protocol.token_field=access_token",
+    _target_and_set(
+        p,
+        "base URL of the backend (default: the scenario's target.url)",
+        "override a scenario value, e.g. --set protocol.token_field=access_token",
     )
     p.add_argument("--seconds", type=_positive(float), default=3.0, help="seconds of play (default 3)")
 

@@ -203,22 +203,16 @@ def test_freeze_holds_data_and_resumes(relay: Relay, upstream: Upstream) -> None
         _round_trips(sock, 1)
 
 
-def test_freeze_then_close_resets_both_sides(relay: Relay, upstream: Upstream) -> None:
+@pytest.mark.parametrize(
+    "storm",
+    [{"kind": "freeze", "seconds": 0.3, "then": "close"}, {"kind": "reset"}],
+    ids=["freeze_then_close", "reset_mid_session"],
+)
+def test_a_killed_app_or_a_reset_resets_both_sides(relay: Relay, upstream: Upstream, storm: dict) -> None:
     with _connect(relay.route(upstream.address)) as sock:
         _round_trips(sock, 1)
-        assert _wait(lambda: relay.storm("freeze", 1.0, seconds=0.3, then="close") == 1, 1)
-        sock.settimeout(3)
-        with pytest.raises(ConnectionResetError):
-            while sock.recv(64):
-                pass
-    assert _wait(lambda: upstream.closed != [])
-    assert upstream.closed[0][0] == "reset"
-
-
-def test_reset_mid_session(relay: Relay, upstream: Upstream) -> None:
-    with _connect(relay.route(upstream.address)) as sock:
-        _round_trips(sock, 1)
-        assert _wait(lambda: relay.storm("reset", 1.0) == 1, 1)
+        kind, options = storm["kind"], {k: v for k, v in storm.items() if k != "kind"}
+        assert _wait(lambda: relay.storm(kind, 1.0, **options) == 1, 1)
         sock.settimeout(3)
         with pytest.raises(ConnectionResetError):
             while sock.recv(64):

@@ -8,20 +8,7 @@ from loadtest.collectors import generator
 from loadtest.collectors.aggregates import Bucket
 from loadtest.collectors.generator import GeneratorCollector, GeneratorReducer
 from loadtest.results.reduction import Reduction
-
-T0 = 1_800_000_000
-
-
-class _Cpu:
-    """The test process's own CPU is no worker's: a fixed, healthy reading."""
-
-    def cpu_percent(self, interval: float | None = None) -> float:
-        return 5.0
-
-
-def _quiet(collector: GeneratorCollector) -> GeneratorCollector:
-    collector._process = _Cpu()  # type: ignore[assignment]
-    return collector
+from tests.unit.workers import T0, quiet_collector
 
 
 def _second(collectors: dict[str, GeneratorCollector], second: int, loads: dict[str, tuple[int, ...]]) -> Bucket:
@@ -40,7 +27,7 @@ def _second(collectors: dict[str, GeneratorCollector], second: int, loads: dict[
 
 
 def _summary(seconds: list[dict[str, tuple[int, ...]]]) -> tuple[dict, GeneratorReducer]:
-    collectors = {w: _quiet(GeneratorCollector(w)) for per in seconds for w in per}
+    collectors = {w: quiet_collector(w) for per in seconds for w in per}
     reduction = Reduction(collectors=[generator.NAME])
     for i, loads in enumerate(seconds):
         reduction.add_second(T0 + i, {generator.NAME: _second(collectors, T0 + i, loads)})
@@ -68,7 +55,7 @@ def test_sessions_per_worker_planned_and_peak_come_from_each_worker_s_samples() 
 
 def test_two_samples_of_one_worker_in_one_second_are_its_mean_not_their_sum() -> None:
     """The ship loop can wake late and put two samples into one second."""
-    c = _quiet(GeneratorCollector("a"))
+    c = quiet_collector("a")
     c.sample(T0, 1.0, 10, users=10, users_planned=10, connected=8)
     c.sample(T0, 1.0, 10, users=10, users_planned=10, connected=10)
     merged = Bucket()

@@ -48,30 +48,19 @@ def test_closes_holds_and_rejoins() -> None:
     )
     # The blackhole's connection is closed by the server 2.5 s in; the freeze outlives its fault.
     records = [_record("blackhole", 3.0, 2.0, 2.5, ended=True), _record("freeze", 6.0, 2.0, None, ended=True)]
-    c.sample(
-        _snapshot(
-            connections=6,
-            chunks=20,
-            planned_delay_s=1.0,
-            actual_delay_s=1.1,
-            cpu_s=0.5,
-            faults={"blackhole": 1, "freeze": 1},
-            records=records,
-        ),
-        second=101,
-    )
-    c.sample(
-        _snapshot(
-            connections=6,
-            chunks=20,
-            planned_delay_s=1.0,
-            actual_delay_s=1.1,
-            cpu_s=0.5,
-            faults={"blackhole": 1, "freeze": 1},
-            records=records,
-        ),
-        second=102,
-    )
+    for second in (101, 102):
+        c.sample(
+            _snapshot(
+                connections=6,
+                chunks=20,
+                planned_delay_s=1.0,
+                actual_delay_s=1.1,
+                cpu_s=0.5,
+                faults={"blackhole": 1, "freeze": 1},
+                records=records,
+            ),
+            second=second,
+        )
     c.agg.bucket(102).counts["rejoin:refused_full"] += 1
     c.agg.bucket(102).counts["rejoin:ok"] += 2
     net, reducer = _summary(c)

@@ -12,31 +12,17 @@ from typing import Any
 
 from loadtest.collectors import generator, ticks
 from loadtest.collectors.aggregates import Bucket
-from loadtest.collectors.generator import GeneratorCollector
 from loadtest.config.scenario import Stage
 from loadtest.results.findings import findings
 from loadtest.results.integrity import IntegritySection, check, load_lines
 from loadtest.results.junit import write_junit
 from loadtest.results.reduction import Reduction
-
-T0 = 1_800_000_000
-
-
-class _Cpu:
-    """The test process's own CPU is no worker's: a fixed, healthy reading."""
-
-    def cpu_percent(self, interval: float | None = None) -> float:
-        return 5.0
-
-
-def _quiet(collector: GeneratorCollector) -> GeneratorCollector:
-    collector._process = _Cpu()  # type: ignore[assignment]
-    return collector
+from tests.unit.workers import T0, quiet_collector
 
 
 def _run(seconds: list[dict[str, tuple[int, int, int]]], scenario: Any, ws: dict | None = None) -> dict[str, Any]:
     """Feed seconds of ``{worker: (users_planned, users, connected)}`` and check the plan."""
-    collectors = {w: _quiet(GeneratorCollector(w)) for per in seconds for w in per}
+    collectors = {w: quiet_collector(w) for per in seconds for w in per}
     reduction = Reduction(tables=True)
     for i, per in enumerate(seconds):
         gen = Bucket()
