@@ -60,13 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 sessions (< 60 s)")
     parser.add_argument("--sessions", type=int, help="sessions (10,000; --quick 1,000)")
     parser.add_argument("--designs", nargs="*", choices=list(DESIGNS), default=["engine", "websocket-client"])
+    parser.add_argument(
+        "--hold", type=float, default=12.0, help="seconds held after the ramp is due (12); a busy machine ramps slower"
+    )
     parser.add_argument("--input-rate", type=float, default=0.0, help="inputs per second per session (0)")
     parser.add_argument("--out", help="JSON output path (bench/results/idle_capacity-<time>.json)")
     args = parser.parse_args(argv)
     sessions = args.sessions or (1000 if args.quick else 10_000)
     designs = args.designs if not args.quick else args.designs[:1]
     spawn = 250.0 if args.quick else 500.0
-    hold = 12.0
+    hold = args.hold
     limit = raise_fd_limit()
     if limit < sessions + 1000:
         # Where allowed (CAP_SYS_RESOURCE) the hard limit is raised too; the children inherit it.
