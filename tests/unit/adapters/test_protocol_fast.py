@@ -90,7 +90,7 @@ NUMBERS = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     kind=st.sampled_from(["tick", "welcome", "Tick", 7]),
     fields=st.dictionaries(st.sampled_from(["tick", "ts", "ack", "players", "extra"]), NUMBERS, max_size=5),
