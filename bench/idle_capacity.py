@@ -4,7 +4,9 @@ Game clients spend most of a soak test in lobbies and menus, where the server sa
 limits a worker there is memory and file descriptors, not CPU. One headless Locust process ramps
 to the target session count against bench/tick_source.py at 0.2 Hz (its own process and core) and
 holds; RSS per session is (RSS when all are connected - RSS at test start) / sessions. The fd
-limit is raised to the hard limit first (10,000 sessions need 10,000 descriptors).
+limit is raised to the hard limit first (10,000 sessions need 10,000 descriptors). Idle sessions
+send no inputs (``--input-rate``, 0), as in a lobby and as the websocket-client baseline: at 20 Hz
+each session would also hold the inputs sent since the last tick's ack (5 s of them, ~7 KB).
 
     .venv/bin/python bench/idle_capacity.py           # our engine and the websocket-client baseline, 10,000 sessions
     .venv/bin/python bench/idle_capacity.py --quick   # 1,000 sessions (< 60 s)
@@ -34,7 +36,7 @@ from bench._common import (
     window_stats,
     write_json,
 )
-from bench.ws_engine import DESIGNS
+from bench.ws_engine import DESIGN_ENV, DESIGNS
 
 RSS_TARGET_KB = 30.0
 RATE = 0.2  # one tick per 5 s
@@ -58,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 sessions (< 60 s)")
     parser.add_argument("--sessions", type=int, help="sessions (10,000; --quick 1,000)")
     parser.add_argument("--designs", nargs="*", choices=list(DESIGNS), default=["engine", "websocket-client"])
+    parser.add_argument(
+        "--hold", type=float, default=12.0, help="seconds held after the ramp is due (12); a busy machine ramps slower"
+    )
+    parser.add_argument("--input-rate", type=float, default=0.0, help="inputs per second per session (0)")
     parser.add_argument("--out", help="JSON output path (bench/results/idle_capacity-<time>.json)")
     args = parser.parse_args(argv)
     sessions = args.sessions or (1000 if args.quick else 10_000)
     designs = args.designs if not args.quick else args.designs[:1]
     spawn = 250.0 if args.quick else 500.0
-    hold = 12.0
+    hold = args.hold
     limit = raise_fd_limit()
     if limit < sessions + 1000:
         # Where allowed (CAP_SYS_RESOURCE) the hard limit is raised too; the children inherit it.
@@ -88,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 spawn_rate=spawn,
                 run_time=run_time,
                 core=gen_core,
+                extra_env={**DESIGN_ENV.get(design, {}), "BENCH_INPUT_RATE": f"{args.input_rate:g}"},
             )
             left = source.wait_connections(0, timeout=30)
             stats = window_stats(run, warmup=1.0, rate=RATE)
@@ -129,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "rate_hz": RATE,
             "fd_limit": limit,
+            "input_rate": args.input_rate,
             "rows": rows,
             "targets": targets,
         },

@@ -12,6 +12,12 @@ and stopped cleanly. Ratios are ours/baseline from the same run.
 
     .venv/bin/python bench/ws_engine.py            # 200, 500, 1,000 sessions (~8 min)
     .venv/bin/python bench/ws_engine.py --quick    # 100 sessions, short windows (< 60 s)
+    .venv/bin/python bench/ws_engine.py --together --designs engine engine-no-inputs artillery
+
+``--together`` runs the designs of a session count at the same time against the one source
+(each pinned to the generator core, CPU per process): on a shared machine each then sees the same
+ticks, the same source lateness and the same neighbours, where one after the other they may not
+(a reader that gets fewer ticks batches them and looks cheaper per message).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,7 @@ from bench._common import (
 DESIGNS = {
     "engine": "engine_user.py",
     "engine-websockets": "engine_user.py",
+    "engine-no-inputs": "engine_user.py",
     "artillery": "",
     "websocket-client": "wsclient_user.py",
     "websockets.sync": "wssync_user.py",
@@ -50,6 +58,8 @@ DEFAULT_DESIGNS = ["engine", "engine-websockets", "artillery", "websocket-client
 DESIGN_ENV = {
     "engine": {"LOADTEST_WS_TRANSPORT": "picows", "LOADTEST_WS_LOOP": "uvloop"},
     "engine-websockets": {"LOADTEST_WS_TRANSPORT": "websockets", "LOADTEST_WS_LOOP": "asyncio"},
+    # What inputs cost: the engine as a run uses it, minus the 20 Hz inputs Artillery never sends.
+    "engine-no-inputs": {"LOADTEST_WS_TRANSPORT": "picows", "LOADTEST_WS_LOOP": "uvloop", "BENCH_INPUT_RATE": "0"},
 }
 #: A generator above this CPU share of its core is saturated (the harness's own threshold).
 SATURATED_PCT = 90.0
@@ -100,7 +110,8 @@ def measure(design: str, sessions: int, args: argparse.Namespace, source: Any, g
             extra_env=DESIGN_ENV.get(design),
         )
     after = source.status()
-    left = source.wait_connections(0, timeout=15)
+    # Together, the others' sockets are still open: main() checks once all designs have stopped.
+    left = 0 if args.together else source.wait_connections(0, timeout=15)
     stats = window_stats(run, warmup=args.warmup, rate=args.rate)
     row = {
         "design": design,
@@ -136,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, nargs="*", help="session counts (200 500 1000)")
     parser.add_argument("--designs", nargs="*", choices=list(DESIGNS), default=DEFAULT_DESIGNS)
     parser.add_argument("--rate", type=float, default=60.0, help="ticks per second (60)")
+    parser.add_argument("--together", action="store_true", help="a session count's designs at the same time")
     parser.add_argument("--out", help="JSON output path (bench/results/ws_engine-<time>.json)")
     args = parser.parse_args(argv)
     args.sessions = args.sessions or ([100] if args.quick else [200, 500, 1000])
@@ -148,6 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with tick_source(args.rate, src_core, max_seconds=3600) as source:
         for sessions in args.sessions:
+            if args.together:
+                n = len(args.designs)
+                with ThreadPoolExecutor(n) as pool:
+                    batch = list(
+                        pool.map(measure, args.designs, [sessions] * n, [args] * n, [source] * n, [gen_core] * n)
+                    )
+                left = source.wait_connections(0, timeout=15)  # every design's sockets, once all have stopped
+                for row in batch:
+                    row["sockets_left_at_source"] = left
+                    row["stopped_cleanly"] = row["stopped_cleanly"] and left == 0
+                rows.extend(batch)
+                continue
             for design in args.designs:
                 rows.append(measure(design, sessions, args, source, gen_core))
     say("")
@@ -176,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "started": started,
             "quick": args.quick,
             "rate_hz": args.rate,
+            "together": args.together,
             "cores": {"source": src_core, "generator": gen_core},
             "rows": rows,
             "ratios": ratios,

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import msgspec
 import orjson
 
 from loadtest.errors import LoadtestError
@@ -170,6 +171,8 @@ class Protocol:
         )
         self._players = c.players_field
         self._kinds = {c.tick_type: TICK, c.welcome_type: WELCOME, c.lobby_type: LOBBY}
+        self._tick_type = c.tick_type
+        self._fast = _tick_decoder(c)
 
     # -- step names -------------------------------------------------------------------------
 
@@ -235,7 +238,24 @@ class Protocol:
         """``(kind, tick, server_ts, ack, players)``; non-tick kinds carry zeros.
 
         Raises :class:`ProtocolError` for anything malformed, which the engine counts.
+
+        A well-formed tick in text takes the typed decoder (:func:`_tick_decoder`, 0.12 µs with every
+        check in C, against 0.7 µs for orjson plus the checks in Python); anything it refuses, and
+        every other kind, is read again by :meth:`parse_carefully`, which alone says why.
         """
+        if type(raw) is not str:  # msgspec does not check the UTF-8 of fields it skips in bytes
+            return self.parse_carefully(raw)
+        try:
+            m = self._fast(raw)
+        except Exception:  # refused, or too deep for it: the careful path says what it is
+            return self.parse_carefully(raw)
+        if m.kind != self._tick_type:
+            return self.parse_carefully(raw)
+        return TICK, m.tick, m.ts, m.ack, m.players
+
+    def parse_carefully(self, raw: str | bytes) -> tuple[str, int, float, int, int]:
+        """:meth:`parse_message` with every check in Python: the reference for the fast path
+        (tests/unit/adapters/test_protocol_fast.py holds the two to the same answers)."""
         try:
             msg = orjson.loads(raw)  # 0.25 µs against json.loads' 1.8-2.4 µs per tick; strict JSON
         except (ValueError, UnicodeDecodeError):
@@ -300,6 +320,32 @@ class Protocol:
     def describe_status(self, status: int, body: object) -> str:
         """A short name for an HTTP error status, beyond its number ("" when the number says it all)."""
         return ""
+
+
+_COUNTER = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNTER)]
+_TIMESTAMP = Annotated[float, msgspec.Meta(ge=-MAX_TIMESTAMP, le=MAX_TIMESTAMP)]
+
+
+def _tick_decoder(c: ProtocolConfig) -> Any:
+    """A typed decoder of a tick with ``c``'s field names: the same checks as
+    :meth:`Protocol.parse_carefully` (integers, not booleans, within range; a finite timestamp),
+    done by msgspec; it raises on anything else, including an ``ack`` or ``players`` the careful
+    path would read as absent, so that path decides every case but the plain one."""
+    names = {"kind": c.type_field, "tick": c.tick_field, "ts": c.timestamp_field}
+    names |= {"ack": c.ack_field, "players": c.players_field}
+    if len(set(names.values())) < len(names):
+        return _never  # fields that share a name: only the careful path knows what that means
+    struct = msgspec.defstruct(
+        "Tick",
+        [("kind", str), ("tick", _COUNTER), ("ts", _TIMESTAMP), ("ack", _COUNTER, 0), ("players", _COUNTER, 0)],
+        rename=names,
+        gc=False,
+    )
+    return msgspec.json.Decoder(struct).decode
+
+
+def _never(_raw: str | bytes) -> Any:
+    raise msgspec.ValidationError("fields share a name")
 
 
 def _object(body: object, what: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import itertools
 import logging
 import os
@@ -45,7 +47,7 @@ import gevent.event
 from gevent import monkey
 
 from loadtest.adapters.protocol import ACK, PATCH, TICK, WELCOME, Opening, Protocol, ProtocolError, loads
-from loadtest.collectors.ticks import TickCollector
+from loadtest.collectors.ticks import SessionTicks, TickCollector
 from loadtest.runtime import transport as _transport
 from loadtest.runtime.inputs import InputClock
 from loadtest.runtime.transport import MAX_MESSAGE, Closed, Connection, HandshakeFailed, HandshakeRefused
@@ -57,6 +59,48 @@ __all__ = ["MAX_MESSAGE", "ConnectOutcome", "SessionEnd", "SessionHandle", "Sess
 LOOP_ENV = "LOADTEST_WS_LOOP"
 #: Period of the loop-lag probe.
 LAG_PROBE = 0.1
+#: Environment variable that, set to ``0``, leaves the garbage collector alone (:class:`_GcFreezer`).
+GC_FREEZE_ENV = "LOADTEST_GC_FREEZE"
+
+
+class _GcFreezer:
+    """Keeps the collector's full collections from stalling the engine's loop.
+
+    Measured at 1,000 sessions (docs/performance.md): a full (generation 2) collection walked the
+    process's ~125,000 tracked objects (sessions, Locust users, greenlets) in 100-320 ms on the
+    shared machine, every few seconds to minutes, holding the GIL, so every tick of those
+    milliseconds read as late: that was the lag p99. The sessions' objects live as long as their
+    sessions, so once a ramp pauses (no session opened for a second) and the sessions have grown
+    by :attr:`GROWTH` since the last time, they are moved to the permanent generation
+    (``gc.freeze``, constant time); later collections walk only what is younger. Reference counting
+    still frees everything; what a freeze costs is that garbage *cycles* among frozen objects wait:
+    when half of the sessions frozen have ended, the collector is given them back (``unfreeze``,
+    one collection, a freeze again), so churn cannot pile them up.
+    """
+
+    GROWTH = 1.1
+    #: Below this many sessions a full collection is short: nothing is frozen.
+    MIN_SESSIONS = 50
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.frozen = 0  # sessions alive at the last freeze
+        self.freezes = 0
+        self._opened = -1
+
+    def second(self, live: int, opened: int) -> None:
+        """Once a second, on the engine thread: ``live`` sessions now, ``opened`` ever."""
+        quiet, self._opened = opened == self._opened, opened
+        if not self.enabled or not quiet:
+            return
+        if self.frozen and live <= self.frozen // 2:
+            gc.unfreeze()
+            gc.collect()
+            self.frozen = 0
+        if live >= self.MIN_SESSIONS and live >= self.frozen * self.GROWTH:
+            gc.freeze()
+            self.frozen = live
+            self.freezes += 1
 
 
 @dataclass(frozen=True)
@@ -210,6 +254,8 @@ class WebSocketEngine:
         self._tlog = _ThreadLogger(self._post)
         self._background: set[asyncio.Future[Any]] = set()  # thread side: close handshakes under way
         self._clocks: dict[float, InputClock] = {}  # thread side: input rate -> its clock
+        self._opened = 0  # thread side: sessions ever started
+        self._gc = _GcFreezer(os.environ.get(GC_FREEZE_ENV, "1") != "0")
 
     # -- gevent side ---------------------------------------------------------------------
 
@@ -369,6 +415,7 @@ class WebSocketEngine:
         future.add_done_callback(self._background.discard)
 
     def _start_session(self, sid: int, spec: SessionSpec) -> None:
+        self._opened += 1
         live = _Live(spec)
         self._live[sid] = live
         assert self._loop is not None
@@ -474,36 +521,7 @@ class WebSocketEngine:
         if clock is None:
             clock = self._clocks[spec.input_rate] = InputClock(spec.input_rate, self._sender_failed)
         clock.add(sid, ws, state, protocol)
-        on_tick = ticks.on_tick
-        parse = protocol.parse_message
-        interval = protocol.patch_interval
-        messages = 0
-        first = True
-
-        def on_message(raw: str | bytes) -> None:
-            nonlocal messages, first
-            messages += 1
-            now = time.time()
-            try:
-                kind, tick, ts, ack, _players = parse(raw)
-            except ProtocolError as exc:
-                ticks.unreadable(exc.reason, int(now))
-                return
-            if kind is TICK:
-                on_tick(state, tick, ts, ack, now, int(now))
-                if first:
-                    first = False
-                    self._post("first_tick", sid)
-            elif kind is PATCH:
-                ticks.on_patch(state, now, int(now), interval)
-                if first:
-                    first = False
-                    self._post("first_tick", sid)
-            elif kind is ACK:
-                ticks.on_ack(state, ack, now, int(now))
-            else:
-                ticks.other(int(now), protocol.welcome_tick_rate(raw) if kind is WELCOME else None)
-
+        on_message, count = reader(ticks, protocol, state, functools.partial(self._post, "first_tick", sid))
         if live.close:
             self._close_later(ws, protocol.leave_message())
         try:
@@ -525,7 +543,7 @@ class WebSocketEngine:
             reason = f"server_{code}"
         else:
             reason = "abnormal"
-        return SessionEnd(reason, code, time.perf_counter() - started, messages)
+        return SessionEnd(reason, code, time.perf_counter() - started, count())
 
     async def _hold_quietly(self, live: _Live, ws: Connection, started: float) -> SessionEnd:
         """A probe's session: read until closed, count nothing."""
@@ -561,6 +579,7 @@ class WebSocketEngine:
                 self._tlog.error("tick roll of second %d failed: %r", boundary - 1, exc, exc_info=exc)
                 self.ticks.engine_error("roll")
             self.loop_lag_ms, self._lag_max = self._lag_max, 0.0
+            self._gc.second(len(self._live), self._opened)
             try:
                 records = self.ticks.agg.drain(self._worker, before=boundary)
             except Exception as exc:
@@ -570,11 +589,25 @@ class WebSocketEngine:
                 self._post("records", records)
 
     async def _lag_probe(self) -> None:
+        """Loop lag, and the gathered histogram values put away every :data:`LAG_PROBE` seconds.
+
+        The collector puts a second's values into its histograms in one pass when the second
+        changes; at 1,000 sessions that is 120,000 values, a 3-5 ms pass (more when the machine is
+        busy) during which every tick waits, once a second. A tenth of a second's values at a time
+        is the same histograms (the values stay in their second) in slices too short to be lag.
+        """
         loop = asyncio.get_running_loop()
+        failed = False
         while True:
             expected = loop.time() + LAG_PROBE
             await asyncio.sleep(LAG_PROBE)
             self._lag_max = max(self._lag_max, (loop.time() - expected) * 1000)
+            try:
+                self.ticks.flush()
+            except Exception as exc:
+                if not failed:  # the roll flushes too, and says so every second it fails
+                    failed = True
+                    self._tlog.error("tick flush failed: %r", exc, exc_info=exc)
 
     async def _shutdown(self) -> None:
         lives = list(self._live.values())
@@ -594,6 +627,55 @@ class WebSocketEngine:
                 await asyncio.wait(pending, timeout=1.0)
         assert self._loop is not None
         self._loop.stop()
+
+
+def reader(
+    ticks: TickCollector, protocol: Protocol, state: SessionTicks, first_tick: Callable[[], None]
+) -> tuple[Callable[[str | bytes], None], Callable[[], int]]:
+    """One session's message handler (run once per message, the hot path) and its message count.
+
+    ``first_tick`` is called once, at the first tick or patch. What the handler reads on every
+    message is bound as default arguments: local reads, and one tuple per session where closure
+    cells were one object each (idle sessions' memory, bench/idle_capacity.py).
+    """
+    messages = 0
+    first = True
+
+    def on_message(
+        raw: str | bytes,
+        state: SessionTicks = state,
+        parse: Callable[[str | bytes], tuple[str, int, float, int, int]] = protocol.parse_message,
+        on_tick: Callable[..., None] = ticks.on_tick,
+        clock: Callable[[], float] = time.time,
+        tick_kind: str = TICK,
+    ) -> None:
+        nonlocal messages, first
+        messages += 1
+        now = clock()
+        try:
+            kind, tick, ts, ack, _players = parse(raw)
+        except ProtocolError as exc:
+            ticks.unreadable(exc.reason, int(now))
+            return
+        if kind is tick_kind:
+            on_tick(state, tick, ts, ack, now, int(now))
+            if first:
+                first = False
+                first_tick()
+        elif kind is PATCH:
+            ticks.on_patch(state, now, int(now), protocol.patch_interval)
+            if first:
+                first = False
+                first_tick()
+        elif kind is ACK:
+            ticks.on_ack(state, ack, now, int(now))
+        else:
+            ticks.other(int(now), protocol.welcome_tick_rate(raw) if kind is WELCOME else None)
+
+    def count() -> int:
+        return messages
+
+    return on_message, count
 
 
 def _choose_loop(name: str | None, transport: str) -> str:

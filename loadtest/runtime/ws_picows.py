@@ -21,8 +21,9 @@ from loadtest.runtime.transport import MAX_MESSAGE, Closed, Handler, HandshakeFa
 
 _TEXT, _BINARY, _CONT, _CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.CLOSE
 #: The read buffer a connection starts with; picows grows it when a frame does not fit. Its
-#: default (16 KiB) was half of an idle session's memory (bench/idle_capacity.py).
-READ_BUFFER = 1024
+#: default (16 KiB) was half of an idle session's memory (bench/idle_capacity.py); picows 2.3
+#: never starts below 2 KiB (``max(read_buffer_init_size, 2048)``), so that is what this asks for.
+READ_BUFFER = 2048
 
 
 class _Listener(WSListener):
