@@ -13,13 +13,17 @@ Modes:
 - ``deep_token``: ``/request_token`` answers JSON nested 100,000 deep;
 - ``drip_token``: ``/request_token`` answers one byte a second, forever (a bounded forever);
 - ``deep_refusal``: ``/connect`` refuses every ticket with a 403 whose JSON is nested 100,000 deep;
-- ``opaque``: nothing is broken; the tokens are simply not JWTs (for the replay probe's kinds).
+- ``opaque``: nothing is broken; the tokens are simply not JWTs (for the replay probe's kinds);
+- ``malformed``: every reply is wrong in a different way, in rotation (not JSON, the wrong shape, a
+  missing field; WebSocket frames that are not JSON, not objects, bad ticks, binary), with a good one
+  among them now and then, so players get far enough to meet every kind.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import secrets
 import signal
@@ -28,10 +32,40 @@ from collections import Counter
 
 from aiohttp import web
 
-MODES = ("huge_tick", "bad_ts", "deep_token", "drip_token", "deep_refusal", "opaque")
+#: One mode a line: what the docstring above describes.
+MODES = (
+    "huge_tick",
+    "bad_ts",
+    "deep_token",
+    "drip_token",
+    "deep_refusal",
+    "opaque",
+    "malformed",
+)
 TICK_RATE = 20
 #: Longest a session or a dripping reply lasts: every loop here is bounded.
 MAX_SECONDS = 30
+
+
+# -- malformed: the replies, in rotation ----------------------------------------------------------
+
+MALFORMED_TOKEN_REPLIES = (
+    "this is not json",
+    json.dumps(["a", "list"]),
+    json.dumps({"no_token_here": 1}),
+    json.dumps({"token": "t0k3n", "player_id": "p1", "expires_in": 600}),
+)
+MALFORMED_JOIN_REPLIES = (
+    json.dumps({"ticket": 12345}),
+    "{truncated",
+    json.dumps({"ticket": "good-ticket", "room": "ABCD", "expires_in": 10}),
+)
+MALFORMED_WS_MESSAGES = (
+    "not json at all",
+    json.dumps([1, 2, 3]),
+    json.dumps({"type": "tick", "tick": "seven", "ts": 1.0}),
+    json.dumps({"type": "tick", "tick": 1, "ts": "yesterday"}),
+)
 
 
 class HostileTarget:
@@ -39,6 +73,8 @@ class HostileTarget:
         self.mode = mode
         self.requests: Counter[str] = Counter()
         self.tickets: set[str] = set()
+        self._token_replies = itertools.cycle(MALFORMED_TOKEN_REPLIES)
+        self._join_replies = itertools.cycle(MALFORMED_JOIN_REPLIES)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._count])
@@ -57,6 +93,8 @@ class HostileTarget:
         return web.json_response({"requests": dict(self.requests)})
 
     async def request_token(self, request: web.Request) -> web.StreamResponse:
+        if self.mode == "malformed":
+            return web.Response(text=next(self._token_replies), content_type="application/json")
         if self.mode == "deep_token":
             depth = 100_000
             return web.Response(text="[" * depth + "]" * depth, content_type="application/json")
@@ -76,6 +114,8 @@ class HostileTarget:
         return web.json_response({"token": token, "player_id": secrets.token_hex(4), "expires_in": 600})
 
     async def join(self, request: web.Request) -> web.Response:
+        if self.mode == "malformed":
+            return web.Response(text=next(self._join_replies), content_type="application/json")
         if not request.headers.get("Authorization", "").startswith("Bearer opaque-"):
             return web.json_response({"error": "bad token", "reason": "invalid"}, status=401)
         ticket = secrets.token_urlsafe(16)
@@ -84,6 +124,8 @@ class HostileTarget:
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")
+        if self.mode == "malformed":
+            return await self._malformed_session(request)
         if self.mode == "deep_refusal":
             return web.Response(status=403, text="[" * 100_000 + "]" * 100_000, content_type="application/json")
         if ticket not in self.tickets:
@@ -110,6 +152,26 @@ class HostileTarget:
             pass
         finally:
             reader.cancel()
+        await ws.close()
+        return ws
+
+    @staticmethod
+    async def _malformed_session(request: web.Request) -> web.WebSocketResponse:
+        """Any ticket is let in; then every bad frame in turn, with one good tick and a binary frame."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"type": "welcome", "player_id": "p1", "room": "ABCD", "tick_rate": TICK_RATE}))
+        try:
+            for tick in range(1, MAX_SECONDS * TICK_RATE + 1):
+                if ws.closed:
+                    break
+                for message in MALFORMED_WS_MESSAGES:
+                    await ws.send_str(message)
+                await ws.send_str(json.dumps({"type": "tick", "tick": tick, "ts": time.time(), "ack": 0}))
+                await ws.send_bytes(b"\x00\x01binary")
+                await asyncio.sleep(1 / TICK_RATE)
+        except ConnectionError:
+            pass
         await ws.close()
         return ws
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from loadtest.collectors import reconnects
 from loadtest.results.runfolder import LogTail, RunFolder
 from tests.client import GameClient, wait_until
 from tests.conftest import GENEROUS_LIMITS
+from tests.integration.test_hostile_target import hostile
 from tests.locust_run import ROOT, LocustResult, RunningLocust, assert_clean, run_healthy, run_locust, saturation
 
 pytestmark = pytest.mark.slow
@@ -195,11 +194,7 @@ def test_two_workers_aggregate_to_the_same_counts_as_one_process(start_backend, 
 
 
 def test_malformed_replies_become_recorded_errors_not_crashes(tmp_path: Path) -> None:
-    fake = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/fakes/malformed_backend.py")], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        url = fake.stdout.readline().split("listening on ")[1].strip()
+    with hostile("malformed") as url:
         result = run_locust(
             url,
             tmp_path / "run",
@@ -208,9 +203,6 @@ def test_malformed_replies_become_recorded_errors_not_crashes(tmp_path: Path) ->
             run_time="8s",
             extra=("--lt-session-length", "2", "--lt-think-time", "0.1"),
         )
-    finally:
-        fake.terminate()
-        fake.wait(10)
     assert_clean(result)
     s = result.summary
     http_errors = s["protocol_errors"]["http"]
