@@ -8,15 +8,15 @@ test can check that the harness did not hammer it.
 
 Modes:
 
+- ``malformed``: every reply is wrong in a different way, in rotation (not JSON, the wrong shape, a
+  missing field; WebSocket frames that are not JSON, not objects, bad ticks, binary), with a good one
+  among them now and then, so players get far enough to meet every kind (``MalformedTarget``);
 - ``huge_tick``: one tick of every session carries the tick number ``10**400`` (valid JSON);
 - ``bad_ts``: ticks carry ``NaN``, ``Infinity`` or ``1e308`` as their timestamp, in turn;
 - ``deep_token``: ``/request_token`` answers JSON nested 100,000 deep;
 - ``drip_token``: ``/request_token`` answers one byte a second, forever (a bounded forever);
 - ``deep_refusal``: ``/connect`` refuses every ticket with a 403 whose JSON is nested 100,000 deep;
-- ``opaque``: nothing is broken; the tokens are simply not JWTs (for the replay probe's kinds);
-- ``malformed``: every reply is wrong in a different way, in rotation (not JSON, the wrong shape, a
-  missing field; WebSocket frames that are not JSON, not objects, bad ticks, binary), with a good one
-  among them now and then, so players get far enough to meet every kind.
+- ``opaque``: nothing is broken; the tokens are simply not JWTs (for the replay probe's kinds).
 """
 
 from __future__ import annotations
@@ -32,40 +32,10 @@ from collections import Counter
 
 from aiohttp import web
 
-#: One mode a line: what the docstring above describes.
-MODES = (
-    "huge_tick",
-    "bad_ts",
-    "deep_token",
-    "drip_token",
-    "deep_refusal",
-    "opaque",
-    "malformed",
-)
+MODES = ("huge_tick", "bad_ts", "deep_token", "drip_token", "deep_refusal", "opaque")
 TICK_RATE = 20
 #: Longest a session or a dripping reply lasts: every loop here is bounded.
 MAX_SECONDS = 30
-
-
-# -- malformed: the replies, in rotation ----------------------------------------------------------
-
-MALFORMED_TOKEN_REPLIES = (
-    "this is not json",
-    json.dumps(["a", "list"]),
-    json.dumps({"no_token_here": 1}),
-    json.dumps({"token": "t0k3n", "player_id": "p1", "expires_in": 600}),
-)
-MALFORMED_JOIN_REPLIES = (
-    json.dumps({"ticket": 12345}),
-    "{truncated",
-    json.dumps({"ticket": "good-ticket", "room": "ABCD", "expires_in": 10}),
-)
-MALFORMED_WS_MESSAGES = (
-    "not json at all",
-    json.dumps([1, 2, 3]),
-    json.dumps({"type": "tick", "tick": "seven", "ts": 1.0}),
-    json.dumps({"type": "tick", "tick": 1, "ts": "yesterday"}),
-)
 
 
 class HostileTarget:
@@ -73,8 +43,6 @@ class HostileTarget:
         self.mode = mode
         self.requests: Counter[str] = Counter()
         self.tickets: set[str] = set()
-        self._token_replies = itertools.cycle(MALFORMED_TOKEN_REPLIES)
-        self._join_replies = itertools.cycle(MALFORMED_JOIN_REPLIES)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._count])
@@ -93,8 +61,6 @@ class HostileTarget:
         return web.json_response({"requests": dict(self.requests)})
 
     async def request_token(self, request: web.Request) -> web.StreamResponse:
-        if self.mode == "malformed":
-            return web.Response(text=next(self._token_replies), content_type="application/json")
         if self.mode == "deep_token":
             depth = 100_000
             return web.Response(text="[" * depth + "]" * depth, content_type="application/json")
@@ -114,8 +80,6 @@ class HostileTarget:
         return web.json_response({"token": token, "player_id": secrets.token_hex(4), "expires_in": 600})
 
     async def join(self, request: web.Request) -> web.Response:
-        if self.mode == "malformed":
-            return web.Response(text=next(self._join_replies), content_type="application/json")
         if not request.headers.get("Authorization", "").startswith("Bearer opaque-"):
             return web.json_response({"error": "bad token", "reason": "invalid"}, status=401)
         ticket = secrets.token_urlsafe(16)
@@ -124,8 +88,6 @@ class HostileTarget:
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")
-        if self.mode == "malformed":
-            return await self._malformed_session(request)
         if self.mode == "deep_refusal":
             return web.Response(status=403, text="[" * 100_000 + "]" * 100_000, content_type="application/json")
         if ticket not in self.tickets:
@@ -156,8 +118,49 @@ class HostileTarget:
         return ws
 
     @staticmethod
-    async def _malformed_session(request: web.Request) -> web.WebSocketResponse:
-        """Any ticket is let in; then every bad frame in turn, with one good tick and a binary frame."""
+    async def _read(ws: web.WebSocketResponse) -> None:
+        async for _ in ws:  # inputs: read and dropped
+            pass
+
+
+# -- malformed: its own block (other modes are merged in beside it) ------------------------------
+
+MODES += ("malformed",)
+MALFORMED_TOKEN_REPLIES = (
+    "this is not json",
+    json.dumps(["a", "list"]),
+    json.dumps({"no_token_here": 1}),
+    json.dumps({"token": "t0k3n", "player_id": "p1", "expires_in": 600}),
+)
+MALFORMED_JOIN_REPLIES = (
+    json.dumps({"ticket": 12345}),
+    "{truncated",
+    json.dumps({"ticket": "good-ticket", "room": "ABCD", "expires_in": 10}),
+)
+MALFORMED_WS_MESSAGES = (
+    "not json at all",
+    json.dumps([1, 2, 3]),
+    json.dumps({"type": "tick", "tick": "seven", "ts": 1.0}),
+    json.dumps({"type": "tick", "tick": 1, "ts": "yesterday"}),
+)
+
+
+class MalformedTarget(HostileTarget):
+    """``malformed``: each endpoint answers from its rotation; any ticket is let in."""
+
+    def __init__(self, mode: str = "malformed") -> None:
+        super().__init__(mode)
+        self._token_replies = itertools.cycle(MALFORMED_TOKEN_REPLIES)
+        self._join_replies = itertools.cycle(MALFORMED_JOIN_REPLIES)
+
+    async def request_token(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=next(self._token_replies), content_type="application/json")
+
+    async def join(self, request: web.Request) -> web.Response:
+        return web.Response(text=next(self._join_replies), content_type="application/json")
+
+    async def connect(self, request: web.Request) -> web.StreamResponse:
+        """Every bad frame in turn, then one good tick and a binary frame, 20 times a second."""
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_str(json.dumps({"type": "welcome", "player_id": "p1", "room": "ABCD", "tick_rate": TICK_RATE}))
@@ -175,17 +178,17 @@ class HostileTarget:
         await ws.close()
         return ws
 
-    @staticmethod
-    async def _read(ws: web.WebSocketResponse) -> None:
-        async for _ in ws:  # inputs: read and dropped
-            pass
+
+#: The class that plays each mode, when not :class:`HostileTarget` itself.
+TARGETS: dict[str, type[HostileTarget]] = {"malformed": MalformedTarget}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=MODES, required=True)
     args = parser.parse_args()
-    runner = web.AppRunner(HostileTarget(args.mode).app(), access_log=None)
+    target = TARGETS.get(args.mode, HostileTarget)(args.mode)
+    runner = web.AppRunner(target.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     print(f"listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
