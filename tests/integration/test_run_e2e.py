@@ -145,15 +145,13 @@ FAST_RAMP = ("--set", "load.stages=[{duration=3, users=32, spawn_rate=16}, {dura
 FULL_ROOM = 64
 
 
-def _assert_tick_numbers_are_the_servers(summary: dict, out: Path) -> float:
-    """The harness's tick numbers agree with the backend's own gauge, whatever this machine did to
-    both; returns the gauge's lowest reading (judged on, with the harness's, by the caller)."""
-    tick = summary["tick"]
-    assert tick["peak_players"] == FULL_ROOM, tick
-    server = server_tick_rates(out)
-    assert server, "the backend's gauge was scraped while the room was full"
-    assert abs(tick["p50_hz"] - statistics.median(server)) <= 0.1 * tick["nominal_hz"], (tick, server)
-    return min(server)
+def _gauge_while_full(summary: dict, out: Path) -> tuple[list[float], list[float]]:
+    """The backend's own tick-rate gauge as scraped during the run (its mean and its slowest room's
+    rate over the last second), in a run whose room the harness filled."""
+    assert summary["tick"]["peak_players"] == FULL_ROOM, summary["tick"]
+    mean, low = server_tick_rates(out, stat="mean"), server_tick_rates(out)
+    assert mean and low, "the backend's gauge was scraped while the room was full"
+    return mean, low
 
 
 @pytest.mark.xdist_group("heavy")
@@ -171,7 +169,10 @@ def test_tick_degradation_scenario_passes_on_a_correct_backend_and_agrees_with_i
     assert_clean(out)
     tick = summary["tick"]
     onset = [f for f in summary["findings"] if f.startswith("Tick rate fell below")]
-    server_low = _assert_tick_numbers_are_the_servers(summary, out)
+    mean, low = _gauge_while_full(summary, out)
+    # The harness's rate and the server's own agree, whatever this machine did to both.
+    assert abs(tick["p50_hz"] - statistics.median(mean)) <= 0.1 * tick["nominal_hz"], (tick, mean)
+    server_low = min(low)
     if onset or tick["degradation"] is not None or tick["p5_hz"] < tick["threshold_hz"]:
         # The harness saw the correct backend sink: only the server's own gauge can excuse that.
         assert server_low < tick["threshold_hz"], ("a fall the server's gauge never showed", onset, tick)
@@ -199,8 +200,10 @@ def test_slow_tick_reports_the_onset_and_abort_on_fail_stops_the_run_early(tmp_p
     onset = [f for f in summary["findings"] if f.startswith("Tick rate fell below")]
     assert onset and tick["degradation"] is not None and tick["degradation"]["players"] > 0, tick
     assert tick["degradation"]["p5_hz"] < tick["threshold_hz"] and tick["p5_hz"] < tick["threshold_hz"]
-    server_low = _assert_tick_numbers_are_the_servers(summary, out)
-    assert server_low < tick["threshold_hz"], "the server's own gauge confirms the fall"
+    # The server's own gauge confirms the fall (an aborted run is scraped only once or twice, too
+    # few readings to compare its rate with the harness's p50 as the correct run does).
+    mean, low = _gauge_while_full(summary, out)
+    assert min(low) < tick["threshold_hz"] and min(mean) < tick["threshold_hz"], (tick, mean, low)
 
     assert "aborting" in done.stdout
     assert summary["aborted"] and "tick.p5_hz >= 54" in summary["aborted"]
