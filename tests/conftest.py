@@ -151,11 +151,50 @@ def _is_heavy(item: pytest.Item) -> bool:
     return any(m.args[:1] == (HEAVY,) for m in item.iter_markers("xdist_group"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A heavy test may wait for another to finish first: give it that time on top of its own."""
+#: How much longer than a plain test a ``slow`` one (a real Locust or ``loadtest run``) roughly takes.
+SLOW_WEIGHT = 15
+
+
+def _weight(item: pytest.Item) -> int:
+    return SLOW_WEIGHT if item.get_closest_marker("slow") or _is_heavy(item) else 1
+
+
+def spread_heavy(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The order the two workers take tests in: heavy tests spread evenly through the slow ones.
+
+    Workers take the next test from one queue in this order. Heavy tests never overlap (the lock
+    below), so two of them close together leave one worker waiting on the other; spread out, one
+    heavy test runs beside ordinary ones nearly all the time. Slow tests come first, longest work
+    first, and the quick ones last, so both workers end on many short tests and finish together.
+    Deterministic, as xdist needs every worker to collect the same order.
+    """
+    heavy = [i for i in items if _is_heavy(i)]
+    slow = [i for i in items if not _is_heavy(i) and _weight(i) > 1]
+    quick = [i for i in items if _weight(i) == 1]
+    if not heavy:
+        return [*slow, *quick]
+    # One heavy test at the start of each of len(heavy) equal shares of the slow work.
+    share = sum(_weight(i) for i in slow) / len(heavy)
+    ordered: list[pytest.Item] = []
+    done, pending = 0.0, list(heavy)
+    for item in slow:
+        while pending and done >= share * (len(heavy) - len(pending)):
+            ordered.append(pending.pop(0))
+        ordered.append(item)
+        done += _weight(item)
+    return [*ordered, *pending, *quick]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A heavy test may wait for another to finish first: give it that time on top of its own.
+
+    Under xdist (``PYTEST_XDIST_WORKER``) the tests are also put in the order :func:`spread_heavy` gives.
+    """
     for item in items:
         if _is_heavy(item):
             item.add_marker(pytest.mark.timeout(360))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = spread_heavy(items)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,9 @@ test can check that the harness did not hammer it.
 
 Modes:
 
+- ``malformed``: every reply is wrong in a different way, in rotation (not JSON, the wrong shape, a
+  missing field; WebSocket frames that are not JSON, not objects, bad ticks, binary), with a good one
+  among them now and then, so players get far enough to meet every kind (``MalformedTarget``);
 - ``huge_tick``: one tick of every session carries the tick number ``10**400`` (valid JSON);
 - ``bad_ts``: ticks carry ``NaN``, ``Infinity`` or ``1e308`` as their timestamp, in turn;
 - ``deep_token``: ``/request_token`` answers JSON nested 100,000 deep;
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import secrets
 import signal
@@ -137,11 +141,72 @@ class HostileTarget:
             pass
 
 
+# -- malformed: its own block (other modes are merged in beside it) ------------------------------
+
+MODES += ("malformed",)
+MALFORMED_TOKEN_REPLIES = (
+    "this is not json",
+    json.dumps(["a", "list"]),
+    json.dumps({"no_token_here": 1}),
+    json.dumps({"token": "t0k3n", "player_id": "p1", "expires_in": 600}),
+)
+MALFORMED_JOIN_REPLIES = (
+    json.dumps({"ticket": 12345}),
+    "{truncated",
+    json.dumps({"ticket": "good-ticket", "room": "ABCD", "expires_in": 10}),
+)
+MALFORMED_WS_MESSAGES = (
+    "not json at all",
+    json.dumps([1, 2, 3]),
+    json.dumps({"type": "tick", "tick": "seven", "ts": 1.0}),
+    json.dumps({"type": "tick", "tick": 1, "ts": "yesterday"}),
+)
+
+
+class MalformedTarget(HostileTarget):
+    """``malformed``: each endpoint answers from its rotation; any ticket is let in."""
+
+    def __init__(self, mode: str = "malformed") -> None:
+        super().__init__(mode)
+        self._token_replies = itertools.cycle(MALFORMED_TOKEN_REPLIES)
+        self._join_replies = itertools.cycle(MALFORMED_JOIN_REPLIES)
+
+    async def request_token(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=next(self._token_replies), content_type="application/json")
+
+    async def join(self, request: web.Request) -> web.Response:
+        return web.Response(text=next(self._join_replies), content_type="application/json")
+
+    async def connect(self, request: web.Request) -> web.StreamResponse:
+        """Every bad frame in turn, then one good tick and a binary frame, 20 times a second."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"type": "welcome", "player_id": "p1", "room": "ABCD", "tick_rate": TICK_RATE}))
+        try:
+            for tick in range(1, MAX_SECONDS * TICK_RATE + 1):
+                if ws.closed:
+                    break
+                for message in MALFORMED_WS_MESSAGES:
+                    await ws.send_str(message)
+                await ws.send_str(json.dumps({"type": "tick", "tick": tick, "ts": time.time(), "ack": 0}))
+                await ws.send_bytes(b"\x00\x01binary")
+                await asyncio.sleep(1 / TICK_RATE)
+        except ConnectionError:
+            pass
+        await ws.close()
+        return ws
+
+
+#: The class that plays each mode, when not :class:`HostileTarget` itself.
+TARGETS: dict[str, type[HostileTarget]] = {"malformed": MalformedTarget}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=MODES, required=True)
     args = parser.parse_args()
-    runner = web.AppRunner(HostileTarget(args.mode).app(), access_log=None)
+    target = TARGETS.get(args.mode, HostileTarget)(args.mode)
+    runner = web.AppRunner(target.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     print(f"listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)

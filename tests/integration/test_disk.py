@@ -41,6 +41,7 @@ def test_an_out_folder_that_cannot_be_written_exits_3_in_one_line(tmp_path: Path
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_mid_run_stops_the_run_not_carried_out(small_disk: Path) -> None:
     done = loadtest("run", "smoke", "--duration", "30s", "--out", str(small_disk / "run"), timeout=150)
     output = done.stdout + done.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.backend import BackendProcess
+from loadtest.config.settings import PlayerSettings
 from tests.locust_run import assert_clean, run_healthy, run_locust
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,9 @@ def test_tick_rate_matches_the_servers_gauge_when_idle_and_cors_passes(
     shared_backend: BackendProcess, tmp_path: Path
 ) -> None:
     """One quiet run on a correct backend: its tick numbers match the server's, and the CORS probe passes."""
+    # Scraped every second, so a short run on a busy machine still has the gauge while it played.
+    settings = tmp_path / "settings.json"
+    settings.write_text(PlayerSettings(scrape_interval=1.0).to_json(), encoding="utf-8")
     result = run_healthy(
         shared_backend.url,
         tmp_path / "run",
@@ -63,6 +67,7 @@ def test_tick_rate_matches_the_servers_gauge_when_idle_and_cors_passes(
         spawn_rate=2,
         run_time="8s",
         extra=("--lt-session-length", "60", "--lt-cors-origin", "http://localhost:8060"),
+        env={"LOADTEST_SETTINGS": str(settings)},
     )
     assert_clean(result)
     cors = result.summary["cors"]

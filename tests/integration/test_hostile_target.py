@@ -14,10 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 
 from loadtest.config.settings import PlayerSettings
 from tests.locust_run import ROOT, LocustResult, assert_clean, run_locust
+
+pytestmark = pytest.mark.slow
 
 FAKE = ROOT / "tests/fakes/hostile_target.py"
 USERS = 5

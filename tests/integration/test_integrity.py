@@ -68,6 +68,7 @@ def _integrity(out: Path) -> dict:
     return summary["integrity"]
 
 
+@pytest.mark.slow
 def test_a_worker_lost_mid_run_is_not_carried_out_even_with_locusts_port_taken(tmp_path: Path) -> None:
     blocker = socket.socket()
     try:
@@ -115,6 +116,7 @@ def test_a_worker_lost_mid_run_is_not_carried_out_even_with_locusts_port_taken(t
     assert "load stage 1: 10 users planned" in junit and junit.count("5 users planned, 5 reached") == 2
 
 
+@pytest.mark.slow
 def test_a_storm_and_probe_kinds_the_target_does_not_allow_are_not_carried_out(tmp_path: Path) -> None:
     """An outside target, and neither its admin token nor its signing key: the server-side storm
     cannot be set off and the expired-token probe cannot be signed."""
@@ -147,6 +149,7 @@ def test_a_gate_on_a_metric_no_run_can_have_is_a_scenario_error_before_any_load(
     assert "tick.p5_hz" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_target_that_stops_answering_is_not_carried_out(tmp_path: Path) -> None:
     with BackendProcess(args=GENEROUS) as backend:
         path = _scenario(
@@ -177,6 +180,7 @@ def test_a_target_that_stops_answering_is_not_carried_out(tmp_path: Path) -> Non
     assert "got no answer (status 0)" in said and "/metrics stopped answering" in said, said
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_terminal_stops_the_load_before_the_embedded_backend(tmp_path: Path) -> None:
     """SIGINT to the whole process group, as a terminal sends it: the backend lives in its own
     session, so players are never cut off by our own shutdown and counted as the target's drops."""

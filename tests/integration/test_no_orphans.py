@@ -18,6 +18,8 @@ import pytest
 
 from tests.locust_run import ROOT
 
+pytestmark = pytest.mark.slow
+
 SCENARIO = """
 [scenario]
 name = "orphans"

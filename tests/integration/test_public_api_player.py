@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from loadtest.backend import BackendProcess
 from tests.conftest import GENEROUS_LIMITS
 from tests.locust_run import assert_clean, run_locust
+
+pytestmark = pytest.mark.slow
 
 LOCUSTFILE = """
 import loadtest

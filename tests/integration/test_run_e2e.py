@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import statistics
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.slow
 
 def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
-    done = loadtest("run", "smoke", "--out", str(out))
+    # 20 s instead of its 30: room for the 10 s window of its last gate, the rest is the same scenario.
+    done = loadtest("run", "smoke", "--out", str(out), "--duration", "20s")
     skip_if_the_box_decided(out, summary_of(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "smoke: PASSED" in done.stdout
@@ -70,19 +72,20 @@ DEFECT_FINDINGS = [
 ]
 
 
-def test_replay_attack_fails_with_the_right_finding_under_each_defect(tmp_path: Path) -> None:
-    # Five independent runs, each against its own backend with one defect; they mostly wait on
-    # the clock, so they run side by side.
-    runs = {}
+def test_replay_attack_finds_each_defect_and_passes_on_a_correct_backend(tmp_path: Path) -> None:
+    # Six independent runs, five against a backend of their own with one defect and one against a
+    # correct backend with every kind; they mostly wait on the clock, so they run side by side.
+    commands = {}
     for defect, kind, _ in DEFECT_FINDINGS:
-        out = tmp_path / defect
-        args = ["run", "replay-attack", "--defect", defect, "--out", str(out), *FAST_REPLAY]
-        args += ["--set", f'probes.replay_kinds=["{kind}"]']
-        runs[defect] = subprocess.Popen(
-            [*LOADTEST, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
-        )
+        args = ["run", "replay-attack", "--defect", defect, "--out", str(tmp_path / defect), *FAST_REPLAY]
+        commands[defect] = [*args, "--set", f'probes.replay_kinds=["{kind}"]']
+    correct = tmp_path / "correct"
+    commands["correct"] = ["run", "replay-attack", "--out", str(correct), "--users", "4", "--duration", "16s"]
+    commands["correct"] += ["--set", "probes.replay_rate=4"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "cwd": ROOT}
+    runs = {name: subprocess.Popen([*LOADTEST, *args], **pipes) for name, args in commands.items()}
     try:
-        outputs = {defect: proc.communicate(timeout=240)[0] for defect, proc in runs.items()}
+        outputs = {name: proc.communicate(timeout=240)[0] for name, proc in runs.items()}
     finally:
         for proc in runs.values():
             if proc.poll() is None:
@@ -101,16 +104,10 @@ def test_replay_attack_fails_with_the_right_finding_under_each_defect(tmp_path: 
             assert verdicts["accepted"] >= 0.9 * verdicts["attempts"], verdicts
         else:
             assert verdicts["accepted"] == verdicts["attempts"], (defect, verdicts)
-
-
-def test_replay_attack_passes_on_a_correct_backend(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    done = loadtest(
-        "run", "replay-attack", "--out", str(out), "--users", "4", "--duration", "16s", "--set", "probes.replay_rate=4"
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert_clean(out)
-    replay = summary_of(out)["replay"]
+    # A correct backend refuses every kind, and the scenario passes.
+    assert runs["correct"].returncode == 0, outputs["correct"][-3000:]
+    assert_clean(correct)
+    replay = summary_of(correct)["replay"]
     assert len(replay["by_kind"]) == 8 and replay["accepted"] == 0
 
 
@@ -145,30 +142,73 @@ def test_rate_limit_probe_scenario_verdict_follows_the_defect(defect: str | None
 
 
 FAST_RAMP = ("--set", "load.stages=[{duration=3, users=32, spawn_rate=16}, {duration=12, users=64, spawn_rate=16}]")
+FULL_ROOM = 64
+
+
+def _gauge_while_full(summary: dict, out: Path) -> tuple[list[float], list[float]]:
+    """The backend's own tick-rate gauge as scraped during the run (its mean and its slowest room's
+    rate over the last second), in a run whose room the harness filled."""
+    assert summary["tick"]["peak_players"] == FULL_ROOM, summary["tick"]
+    mean, low = server_tick_rates(out, stat="mean"), server_tick_rates(out)
+    assert mean and low, "the backend's gauge was scraped while the room was full"
+    return mean, low
 
 
 @pytest.mark.xdist_group("heavy")
-@pytest.mark.parametrize("defect", [None, "slow-tick"])
-def test_tick_degradation_scenario_reports_the_onset_only_under_slow_tick(defect: str | None, tmp_path: Path) -> None:
+def test_tick_degradation_scenario_passes_on_a_correct_backend_and_agrees_with_its_gauge(tmp_path: Path) -> None:
+    """Judged against the run's own truth: the backend's tick gauge and the generator's health.
+
+    On a busy machine a correct backend can itself tick below the threshold; the harness must then
+    say so too, and the test cannot tell a defect from the box, so it skips with the numbers.
+    """
     out = tmp_path / "run"
-    done = loadtest("run", "tick-degradation", "--out", str(out), *FAST_RAMP, *(("--defect", defect) if defect else ()))
+    done = loadtest("run", "tick-degradation", "--out", str(out), *FAST_RAMP)
     summary = summary_of(out)
     if why := saturation(summary):
         pytest.skip(f"this machine is too busy to judge tick rates: {why}")
     assert_clean(out)
     tick = summary["tick"]
     onset = [f for f in summary["findings"] if f.startswith("Tick rate fell below")]
-    server_low = min(server_tick_rates(out), default=None)  # the backend's own gauge, as scraped
-    if defect:
-        assert done.returncode == 1, done.stdout[-3000:]
-        assert onset and tick["degradation"]["players"] > 0
-        assert tick["degradation"]["p5_hz"] < tick["threshold_hz"] and tick["p5_hz"] < tick["threshold_hz"]
-    elif onset:
-        # A correct backend sank: fine only if its own gauge says this busy machine did it.
-        assert server_low is not None and server_low < tick["threshold_hz"], (onset, server_low)
+    mean, low = _gauge_while_full(summary, out)
+    # The harness's rate and the server's own agree, whatever this machine did to both.
+    assert abs(tick["p50_hz"] - statistics.median(mean)) <= 0.1 * tick["nominal_hz"], (tick, mean)
+    server_low = min(low)
+    if onset or tick["degradation"] is not None or tick["p5_hz"] < tick["threshold_hz"]:
+        # The harness saw the correct backend sink: only the server's own gauge can excuse that.
+        assert server_low < tick["threshold_hz"], ("a fall the server's gauge never showed", onset, tick)
         pytest.skip(f"the correct backend itself ticked at {server_low:.1f} Hz (its own gauge) on this busy machine")
-    else:
-        assert done.returncode == 0, done.stdout[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.mark.xdist_group("heavy")
+def test_slow_tick_reports_the_onset_and_abort_on_fail_stops_the_run_early(tmp_path: Path) -> None:
+    """One run of the scenario against the slow-tick defect proves the fall is found (onset, players,
+    p5 under the threshold, as the backend's own gauge confirms) and that a failing abort gate
+    stops the run long before its planned 40 s."""
+    out = tmp_path / "run"
+    gate = 'gates=[{expr="tick.p5_hz >= 54", over="3s", abort_on_fail=true, delay="6s"}]'
+    stages = "load.stages=[{duration=3, users=32, spawn_rate=16}, {duration=37, users=64, spawn_rate=16}]"
+    done = loadtest(
+        "run", "tick-degradation", "--defect", "slow-tick", "--out", str(out), "--set", stages, "--set", gate
+    )
+    summary = summary_of(out)
+    if why := saturation(summary):
+        pytest.skip(f"this machine is too busy to judge tick rates: {why}")
+    assert_clean(out)
+    assert done.returncode == 1, done.stdout[-3000:]
+    tick = summary["tick"]
+    onset = [f for f in summary["findings"] if f.startswith("Tick rate fell below")]
+    assert onset and tick["degradation"] is not None and tick["degradation"]["players"] > 0, tick
+    assert tick["degradation"]["p5_hz"] < tick["threshold_hz"] and tick["p5_hz"] < tick["threshold_hz"]
+    # The server's own gauge confirms the fall (an aborted run is scraped only once or twice, too
+    # few readings to compare its rate with the harness's p50 as the correct run does).
+    mean, low = _gauge_while_full(summary, out)
+    assert min(low) < tick["threshold_hz"] and min(mean) < tick["threshold_hz"], (tick, mean, low)
+
+    assert "aborting" in done.stdout
+    assert summary["aborted"] and "tick.p5_hz >= 54" in summary["aborted"]
+    assert summary["incomplete"] is True
+    assert tick["seconds"] < 30, "stopped long before the 40 s of stages ended"
 
 
 def test_sigint_mid_run_still_writes_a_report_marked_incomplete_and_report_rebuilds_it(tmp_path: Path) -> None:
@@ -234,27 +274,3 @@ def test_usage_errors_exit_2_and_an_unreachable_target_exits_3(tmp_path: Path) -
     assert unknown.returncode == 2 and "bundled scenarios: " in unknown.stderr
     assert unreachable.returncode == 3 and "unreachable" in unreachable.stdout
     assert no_data.returncode == 2
-
-
-@pytest.mark.xdist_group("heavy")
-def test_abort_on_fail_stops_a_failing_run_early(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    gate = 'gates=[{expr="tick.p5_hz >= 54", over="3s", abort_on_fail=true, delay="6s"}]'
-    done = loadtest(
-        "run",
-        "tick-degradation",
-        "--defect",
-        "slow-tick",
-        "--out",
-        str(out),
-        "--set",
-        "load.stages=[{duration=40, users=64, spawn_rate=32}]",
-        "--set",
-        gate,
-    )
-    assert done.returncode == 1, done.stdout[-3000:]
-    assert "aborting" in done.stdout
-    summary = summary_of(out)
-    assert summary["aborted"] and "tick.p5_hz >= 54" in summary["aborted"]
-    assert summary["incomplete"] is True
-    assert summary["tick"]["seconds"] < 30, "stopped long before the 40 s stage ended"

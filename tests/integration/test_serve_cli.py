@@ -149,6 +149,7 @@ def test_a_port_in_use_exits_3_and_leaves_no_game_server_behind() -> None:
     assert processes_marked(marker) == [], "the game servers it had started are stopped"
 
 
+@pytest.mark.slow
 def test_check_2_walks_the_protocol_and_prints_ok() -> None:
     result = serve("--check", "2")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -160,6 +161,7 @@ def test_check_2_walks_the_protocol_and_prints_ok() -> None:
     assert int(re.search(r"up to #(\d+)", line).group(1)) > 0  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_check_fails_against_a_defect_it_looks_for() -> None:
     result = serve("--check", "1", "--defect", "ticket-replay")
     assert result.returncode == 1, result.stdout + result.stderr

@@ -28,7 +28,7 @@ def _storm_run(backend: BackendProcess, out: Path, side: str, *policy: str):  # 
         out,
         users=PLAYERS,
         spawn_rate=50,
-        run_time="22s",
+        run_time="18s",
         extra=(
             "--lt-session-length",
             "120",
