@@ -85,14 +85,16 @@ class Gate:
             return a
         if b is None:
             return b
-        if not self.holds(a):
-            return a
-        if not self.holds(b):
-            return b
+        # An ordered comparison's worst window is its extreme, failing or not: stopping at the
+        # first failing window would print that one as "worst" when a later one was worse.
         if self.op in (">", ">="):
             return min(a, b)
         if self.op in ("<", "<="):
             return max(a, b)
+        if not self.holds(a):
+            return a
+        if not self.holds(b):
+            return b
         return a
 
 

@@ -88,3 +88,22 @@ def test_a_window_gate_is_judged_by_its_worst_window() -> None:
         evaluate(below, {"http./join.p95_ms": 100.0}, [{"http./join.p95_ms": 90.0}, {"http./join.p95_ms": 300.0}]).value
         == 300.0
     )
+
+
+@pytest.mark.parametrize(
+    ("expression", "windows", "worst"),
+    [
+        # The trial's case: the first failing window (0.88) is not the worst (0.60).
+        ("tick.p5_ratio >= 0.9", [0.95, 0.88, 0.71, 0.60, 0.93], 0.60),
+        ("http.join.p95_ms < 250", [120.0, 300.0, 900.0, 260.0], 900.0),
+        ("http.join.p95_ms < 250", [120.0, 90.0], 120.0),  # all pass: still the closest to failing
+        ("tick.p5_ratio >= 0.9", [0.95, None, 0.99], None),  # a window without data is worst of all
+        ("rate_limit.enforced == true", [True, False, True], False),
+    ],
+)
+def test_the_worst_window_is_the_one_furthest_from_passing(expression: str, windows: list, worst: object) -> None:
+    gate = parse(expression)
+    value = windows[0]
+    for window in windows[1:]:
+        value = gate.worse(value, window)
+    assert value == worst
