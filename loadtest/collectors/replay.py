@@ -18,6 +18,7 @@ REJECTED = Family("rejected", ("kind",), greedy="kind")
 REFUSED_TICKET = Family("refused_ticket", ("reason",), greedy="reason")
 REFUSED_JWT = Family("refused_jwt", ("reason",), greedy="reason")
 SKIPPED = Family("skipped", ("kind", "why"), greedy="why")
+STARTED = Family("started", ("kind",), greedy="kind")
 KINDS = (
     "ticket_reuse",
     "ticket_race",
@@ -35,6 +36,11 @@ KINDS = (
 class ReplayCollector:
     def __init__(self) -> None:
         self.agg = Aggregator(NAME)
+
+    def started(self, kind: str) -> None:
+        """A probe of ``kind`` began. One that waits (for a ticket to expire) may not end before the
+        run does; counting starts lets the plan check tell "never tried" from "never finished"."""
+        self.agg.count(STARTED(kind))
 
     def verdict(self, kind: str, accepted: bool) -> None:
         b = self.agg.bucket()
@@ -64,6 +70,8 @@ class ReplaySection(Section):
     refused_ticket: dict[str, int]
     refused_jwt: dict[str, int]
     skipped: dict[str, int]
+    #: Probes begun, by kind; a kind begun but with no attempt and no skip did not finish in time.
+    started: dict[str, int] = {}
     attempts: int
     rejected: int
     accepted: int
@@ -95,6 +103,7 @@ class ReplayReducer(Reducer):
                 "refused_ticket": REFUSED_TICKET.by(c),
                 "refused_jwt": REFUSED_JWT.by(c),
                 "skipped": dict(sorted(skipped.items())),
+                "started": STARTED.by(c),
                 "attempts": sum(per["attempts"].values()),
                 "rejected": sum(per["rejected"].values()),
                 "accepted": sum(per["accepted"].values()),

@@ -98,6 +98,7 @@ class ReplayProbe:
 
     def probe(self, kind: str) -> bool | None:
         """Run one probe of ``kind``; True if the attack was accepted, None if it could not run."""
+        self.collector.started(kind)
         try:
             if kind not in self.supported:
                 raise ProbeSkipped("not_supported")

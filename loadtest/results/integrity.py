@@ -388,14 +388,20 @@ def _probes(
             kind, _, why = key.partition(":")
             skipped.setdefault(kind, []).append(why)
         named = list(probes.get("replay_kinds") or ())
-        requested = named or sorted(set(replay["by_kind"]) | set(skipped))
+        started = replay.get("started") or {}
+        requested = named or sorted(set(replay["by_kind"]) | set(skipped) | set(started))
         if not requested:
             say("replay", 0, "no replay attempt was made")
         for kind in requested:
             attempts = int(replay["by_kind"].get(kind, {}).get("attempts", 0))
             why = None
-            if attempts == 0:
-                why = "skipped: " + ", ".join(skipped[kind]) if kind in skipped else "no attempt was made"
+            if attempts == 0 and kind in skipped:
+                why = "skipped: " + ", ".join(skipped[kind])
+            elif attempts == 0 and started.get(kind):
+                # Begun but never finished: it waits (a ticket's expiry) longer than the run lasted.
+                why = f"{started[kind]} attempt(s) began but none finished before the run ended"
+            elif attempts == 0:
+                why = "no attempt was made"
             # A kind that cannot apply to this backend (JWT kinds on opaque tokens) is a fact about
             # the backend, not a probe left undone, unless the scenario asked for it by name.
             inapplicable = all(w.startswith("not_applicable") for w in skipped.get(kind, ["-"]))
