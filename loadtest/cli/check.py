@@ -175,6 +175,37 @@ def field_hint(
     return f"no `{wanted}` in {what}; it has {listed}: set `protocol.{key} = {json.dumps(found[0])}`"
 
 
+#: Reply fields the flow does without but a run reads: (key, value types, what it costs to miss it).
+LOGIN_EXTRAS = (
+    ("player_id_field", str, "players are told apart by it"),
+    ("expires_in_field", (int, float), "the jwt_expired probe waits out a token's lifetime"),
+)
+JOIN_EXTRAS = (
+    ("expires_in_field", (int, float), "the ticket_expired probe waits out a ticket's lifetime"),
+    ("room_field", str, "players join a room by its code"),
+)
+
+
+def optional_hints(reply: Any, config: ProtocolConfig, extras: tuple[tuple[str, Any, str], ...]) -> list[str]:
+    """Fields a working flow does not need but a run does, named with the key to set when the reply
+    has a likely candidate: every one at once, so one pass of ``check`` finds them all."""
+    if not isinstance(reply, dict):
+        return []
+    used = {config.token_field, config.ticket_field}
+    hints = []
+    for key, kind, why in extras:
+        wanted = str(getattr(config, key))
+        if wanted in reply:
+            continue
+        found = [k for k in candidates(reply, key, wanted, kind) if k not in used]
+        if found:
+            hints.append(
+                f"optional: no `{wanted}` in the reply; it has `{found[0]}`: set "
+                f"`protocol.{key} = {json.dumps(found[0])}` ({why})"
+            )
+    return hints
+
+
 def _status_hint(step: str, status: int, protocol: Protocol) -> str | None:
     """Which key a refused step most likely needs (reference-shaped protocols only)."""
     c = protocol.config
@@ -263,6 +294,8 @@ def _walk(
     token = parse(login, reply, protocol.parse_token, "token_field", protocol.config.token_field)
     if token is None:
         return result
+    if reference:
+        login.hints += optional_hints(reply, protocol.config, LOGIN_EXTRAS)
 
     join = Step("join", "")
     result.steps.append(join)
@@ -274,6 +307,8 @@ def _walk(
     grant = parse(join, reply, protocol.parse_join, "ticket_field", protocol.config.ticket_field)
     if grant is None:
         return result
+    if reference:
+        join.hints += optional_hints(reply, protocol.config, JOIN_EXTRAS)
 
     from loadtest.runtime.target import WsTarget
 

@@ -286,8 +286,10 @@ def _keyless_probes(scenario: Any) -> list[str]:
         return []
     return [
         f"replay kinds {', '.join(kinds)} sign tokens with the target's key, and {JWT_SECRET_ENV} is not set: "
-        "they will not be checked and the run will be NOT CARRIED OUT. Set the variable, or name other kinds "
-        'in probes.replay_kinds, or mark them optional (probes.optional = ["replay jwt_expired", ...]).'
+        "unless the target's tokens are not JWTs (then these kinds do not apply) or jwt_expired can wait out "
+        "a token's lifetime (probes.max_expiry_wait), they will not be checked and the run will be NOT CARRIED "
+        "OUT. Set the variable, or name other kinds in probes.replay_kinds, or mark them optional "
+        '(probes.optional = ["replay jwt_expired", ...]).'
     ]
 
 

@@ -216,7 +216,10 @@ class ReplayProbe:
     def ticket_expired(self) -> bool:
         grant = self.join(self.token())
         lifetime = grant.expires_in
-        if lifetime is None or lifetime > self.settings.probes.max_expiry_wait:
+        if lifetime is None:
+            # The join reply states no lifetime under protocol.expires_in_field: nothing to wait out.
+            raise ProbeSkipped("lifetime_unknown_set_protocol_expires_in_field")
+        if lifetime > self.settings.probes.max_expiry_wait:
             raise ProbeSkipped("expiry_too_long")
         gevent.sleep(lifetime + 1.0)
         return self.connect_once(grant)

@@ -103,6 +103,9 @@ def test_check_finds_every_key_of_a_backend_of_another_shape_and_init_keeps_them
             pytest.fail(f"check never reached a working flow; it had found {found}")
         assert all(PROTOCOL[k] == v for k, v in found.items()), "every value check named is the backend's own"
         assert {"token_field", "ticket_field", "type_field", "tick_type", "tick_field", "timestamp_field"} <= set(found)
+        # Keys the flow works without but a run reads (the ticket's lifetime for ticket_expired,
+        # the player's id, the room's code) are named too, before "the flow works" is said.
+        assert {"expires_in_field", "player_id_field", "room_field"} <= set(found)
 
         monkeypatch.chdir(tmp_path)
         with pytest.raises(SystemExit) as done:
