@@ -450,7 +450,8 @@ class TicksReducer(Reducer):
         rate, lag, rtt = total.hists.get(_RATE), total.hists.get(_LAG), total.hists.get(_RTT)
         nominal, source = self.nominal(ctx)
         threshold = ctx.threshold or ctx.settings.get("degradation_threshold") or 0.9
-        onset = self._onset.scan(rows, nominal * threshold, saturated_seconds(ctx)) if nominal else None
+        unjudged = saturated_seconds(ctx) | fault_seconds(ctx)
+        onset = self._onset.scan(rows, nominal * threshold, unjudged) if nominal else None
         p50, p5, low = ms(rate, 50, 100), ms(rate, 5, 100), ms(rate, 0, 100)
         return {
             "tick": {
@@ -541,3 +542,25 @@ def gauge_nominal(target_metrics: Mapping[str, Any] | None, settings: Mapping[st
 def saturated_seconds(ctx: Context) -> set[int]:
     """Seconds the generator was saturated in: no evidence about the server either way."""
     return getattr(ctx.reducer("generator"), "saturated", set())
+
+
+#: Seconds after a network storm's planned end in which its players are still coming back.
+FAULT_SLACK_S = 3
+
+
+def fault_seconds(ctx: Context) -> set[int]:
+    """Seconds in which the harness itself froze, cut off, reset or slowed players' links (network
+    storms, carried out by the relay): the tick rate players saw then is our doing, not the
+    server's, so like a saturated second it is no evidence of degradation either way."""
+    from loadtest.config.settings import NETWORK_STORMS  # config imports collectors: late
+
+    if ctx.first_second is None:
+        return set()
+    out: set[int] = set()
+    for storm in ctx.settings.get("storms") or ():
+        if not isinstance(storm, Mapping) or storm.get("side") not in NETWORK_STORMS:
+            continue
+        start = ctx.first_second + int(float(storm.get("at") or 0))
+        length = 0.0 if storm.get("side") == "reset" else float(storm.get("seconds") or 0)
+        out.update(range(start, start + int(length + 0.999) + FAULT_SLACK_S + 1))
+    return out

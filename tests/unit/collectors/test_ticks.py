@@ -73,3 +73,22 @@ class TestTickMath:
         onset = degradation_onset(rows, 54)
         assert onset is not None and onset.second == 4 and onset.players == 40
         assert degradation_onset(rows, 54, saturated={5}) is None
+
+
+def test_seconds_under_the_harness_s_own_network_faults_are_no_evidence_of_degradation() -> None:
+    """Players the relay froze or cut off read 0 Hz: that is our doing, not the server's."""
+    from loadtest.collectors.base import Context
+    from loadtest.collectors.ticks import FAULT_SLACK_S, fault_seconds
+
+    storms = [
+        {"side": "freeze", "at": 2, "seconds": 3.0},
+        {"side": "reset", "at": 20},
+        {"side": "server", "at": 30},  # a server-side storm is the server's own: judged as ever
+    ]
+    ctx = Context(reducers={}, settings={"storms": storms}, first_second=100)
+    seconds = fault_seconds(ctx)
+    assert seconds == set(range(102, 105 + FAULT_SLACK_S + 1)) | set(range(120, 121 + FAULT_SLACK_S))
+    rows = [TickSecond(100 + s, 30, p5, 0, 20, 0, 1.0) for s, p5 in enumerate([30, 30, 0.1, 0.1, 0.1, 0.1, 30])]
+    assert degradation_onset(rows, 27) is not None
+    assert degradation_onset(rows, 27, saturated=seconds) is None
+    assert fault_seconds(Context(reducers={}, settings={"storms": storms})) == set(), "no run start: nothing known"
