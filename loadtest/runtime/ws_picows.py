@@ -244,5 +244,9 @@ async def connect(spec: Spec, sock: Any, logger: Any) -> PicowsConnection:
         if status == 101:
             raise HandshakeFailed(str(exc)) from exc
         raise HandshakeRefused(status, response.body or exc.raw_body or None) from exc
+    if listener is None:
+        # picows hands back no listener when the peer closed before the upgrade was answered
+        # (a proxy or relay dropping the connection): a lost connection, not a broken handshake.
+        raise ConnectionResetError("the connection closed during the WebSocket handshake")
     assert isinstance(listener, _Listener)
     return PicowsConnection(transport, listener, spec.close_timeout)

@@ -149,5 +149,8 @@ async def connect(spec: Spec, sock: Any, logger: Any) -> WebsocketsConnection:
     except InvalidStatus as exc:
         raise HandshakeRefused(exc.response.status_code, exc.response.body) from exc
     except InvalidHandshake as exc:
+        if isinstance(exc.__cause__, EOFError):
+            # The peer closed before answering the upgrade: a lost connection, as picows says.
+            raise ConnectionResetError("the connection closed during the WebSocket handshake") from exc
         raise HandshakeFailed(str(exc)) from exc
     return WebsocketsConnection(ws)

@@ -277,6 +277,31 @@ def test_a_refused_connection_is_a_connection_error(harness: Harness) -> None:
         assert handle.connected.get(timeout=TIMEOUT).reason == "connection_error"
 
 
+def test_a_peer_that_closes_during_the_upgrade_is_a_connection_error(harness: Harness) -> None:
+    """A proxy or relay that drops the connection before answering the upgrade: counted, never a
+    crash of the engine's connect (picows hands back no listener then)."""
+    import socket
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(TIMEOUT)
+
+        def drop_after_the_request() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(TIMEOUT)
+                    conn.recv(4096)  # the upgrade request, then no answer: close
+
+        thread = threading.Thread(target=drop_after_the_request, daemon=True)
+        thread.start()
+        handle = harness.engine.open(harness.spec(f"ws://127.0.0.1:{listener.getsockname()[1]}/"))
+        assert handle.connected.get(timeout=TIMEOUT).reason == "connection_error"
+        thread.join(TIMEOUT)
+
+
 def test_the_source_address_is_used(harness: Harness, server: Server) -> None:
     end = harness.session(harness.spec(url(server, "order"), local_addr=("127.0.0.2", 0)))
     assert end.messages == 500

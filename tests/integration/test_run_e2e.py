@@ -50,7 +50,7 @@ def test_smoke_passes_on_the_reference_backend_and_writes_every_artifact(tmp_pat
     assert int(suite.get("tests")) == len(summary["gates"]) + 1 and suite.get("failures") == "0"
     assert suite.get("errors") == "0"
     html = (out / "report.html").read_text()
-    assert "PASSED" in html and "tick.p5_hz" in html
+    assert "PASSED" in html and "tick.p5_ratio" in html
     for name in ("aggregates.jsonl", "target_metrics.jsonl", "ticks.csv", "http.csv"):
         assert (out / "data" / name).exists(), name
     # Secrets never reach the run folder.
