@@ -117,7 +117,9 @@ def probe_result(rl: Bucket) -> dict[str, Any] | None:
         return None
     rows = []
     for (endpoint, rate), f in sorted(steps.items(), key=lambda kv: kv[0][1]):
-        seconds = f.get("seconds") or 1.0
+        # A step the run's end cut short has no seconds recorded: its rate is unknown, never
+        # "accepted in one second" (which read 14/s for a 5/s limit on a busy machine).
+        seconds = f.get("seconds")
         rows.append(
             {
                 "endpoint": endpoint,
@@ -126,16 +128,17 @@ def probe_result(rl: Bucket) -> dict[str, Any] | None:
                 "accepted": int(f.get("accepted", 0)),
                 "limited": int(f.get("limited", 0)),
                 "other": int(f.get("other", 0) + f.get("error", 0)),
-                "accepted_rate": round(f.get("accepted", 0) / seconds, 3),
+                "accepted_rate": round(f.get("accepted", 0) / seconds, 3) if seconds else None,
             }
         )
     first = next((i for i, r in enumerate(rows) if r["limited"]), None)
     limit = None
     if first is not None:
         # After the first limited step the bucket is empty: later steps accept at the sustained rate.
-        later = [r["accepted_rate"] for r in rows[first + 1 :]] or [rows[first]["accepted_rate"]]
+        later = [r["accepted_rate"] for r in rows[first + 1 :] if r["accepted_rate"] is not None]
+        later = later or [r for r in [rows[first]["accepted_rate"]] if r is not None]
         later.sort()
-        limit = later[len(later) // 2]
+        limit = later[len(later) // 2] if later else None
     return {
         "endpoint": rows[0]["endpoint"],
         "steps": rows,
@@ -161,7 +164,8 @@ class ProbeStep(Section):
     accepted: int
     limited: int
     other: int
-    accepted_rate: float
+    #: Accepted per second over the step; null for a step the run's end cut short.
+    accepted_rate: float | None
 
 
 class ProbeResult(Section):

@@ -1246,7 +1246,8 @@ def _probe_steps(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _chart_probe(summary: Mapping[str, Any]) -> Chart | None:
-    steps = _probe_steps(summary)
+    # A step the run's end cut short has no rate to draw.
+    steps = [s for s in _probe_steps(summary) if s.get("accepted_rate") is not None]
     if not steps:
         return None
     probe = summary["rate_limit"]["probe"]

@@ -154,7 +154,9 @@ def test_a_target_that_stops_answering_is_not_carried_out(tmp_path: Path) -> Non
     with BackendProcess(args=GENEROUS) as backend:
         path = _scenario(
             tmp_path,
-            '[scenario]\nname = "frozen"\nduration = "20s"\n[load]\nusers = 6\nspawn_rate = 6\n'
+            # 24 s: on a busy machine the players may take 12 s to connect; the freeze must still
+            # leave more than the 5 s silent tail the rule asks for.
+            '[scenario]\nname = "frozen"\nduration = "24s"\n[load]\nusers = 6\nspawn_rate = 6\n'
             '[player]\nsession_length = "2s"\nthink_time = "0.2s"\nconnect_timeout = "1.5s"\n'
             '[[gates]]\nexpr = "http./join.p95_ms < 250"\n',
         )
