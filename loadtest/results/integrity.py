@@ -181,9 +181,11 @@ def _load(
     for i, stage in enumerate(stages):
         # The last stage, or a run without stages, runs on to the last second recorded.
         end = float("inf") if i == len(stages) - 1 else start + float(stage.duration)
+        # Players get one second past the stage's end to finish connecting; Locust's own users do
+        # not: from the stage's last second on, Locust already asks for the next stage's users.
         inside = [r.players for r in rows if start <= r.second - t0 < end + 1]
         peak = max(inside, default=0)
-        seconds = [(s, loads) for s, loads in load if start <= s - t0 < end + 1]
+        seconds = [(s, loads) for s, loads in load if start <= s - t0 < end]
         users = _users_reached(seconds)
         per_worker = {
             w: {

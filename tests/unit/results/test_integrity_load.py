@@ -133,3 +133,14 @@ def test_a_lost_worker_is_reported_with_its_users_and_open_sessions() -> None:
     (lost,) = integrity["workers_lost"]
     assert lost == {"worker": "b", "last_seen_s": 2, "sessions": 5, "users": 5}
     assert "worker b was lost at 2 s with 5 users and 5 open sessions" in " | ".join(integrity["reasons"])
+
+
+def test_the_next_stage_s_users_are_not_counted_in_the_one_before() -> None:
+    """From a stage's end Locust asks for the next stage's users: they are that stage's, even
+    though its players get one more second to finish connecting (the trial's "16 planned, 20 reached")."""
+    stages = (Stage(3.0, 4, 4.0), Stage(3.0, 10, 4.0))
+    seconds = [{"a": (2, 2, 2), "b": (2, 2, 2)}] * 3 + [{"a": (5, 4, 2), "b": (5, 4, 2)}] * 4
+    first, second = _run(seconds, _plan(10, stages=stages))["stages"]
+    assert (first["users"], first["users_reached"], first["peak_connected"]) == (4, 4, 4)
+    assert first["per_worker"]["a"] == {"users_planned": 2, "users_reached": 2, "peak_connected": 2}
+    assert second["per_worker"]["a"]["users_planned"] == 5
