@@ -99,9 +99,11 @@ def check(
     *,
     interrupted: bool = False,
     locust_exit_code: int | None = None,
+    ended: bool = True,
 ) -> dict[str, Any]:
     """The ``integrity`` section: what was planned against what happened, and the reasons (in
-    words) a run was not carried out."""
+    words) a run was not carried out. ``ended=False`` judges a run still going (the live view):
+    a probe begun but not finished is then in progress, not undone."""
     reasons: list[str] = []
     notes: list[str] = []
     t0 = reduction.first_second
@@ -115,7 +117,7 @@ def check(
     planned, stages = _load(reduction, scenario, summary, reasons)
     expected, seen, lost = _workers(reduction, scenario, reasons)
     storms = _storms(summary, settings, reasons, notes, reduction)
-    probes = _probes(summary, settings, reasons, notes)
+    probes = _probes(summary, settings, reasons, notes, ended=ended)
     saturated = int(summary["generator"]["seconds_saturated"])
     seconds = max(1, (reduction.last_second or 0) - (t0 or 0) + 1)
     if saturated and saturated > SATURATED_SHARE * seconds:
@@ -370,7 +372,12 @@ def _caught_by_relay(summary: Mapping[str, Any], side: str) -> bool:
 
 
 def _probes(
-    summary: Mapping[str, Any], settings: Mapping[str, Any], reasons: list[str], notes: list[str]
+    summary: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    reasons: list[str],
+    notes: list[str],
+    *,
+    ended: bool = True,
 ) -> list[dict[str, Any]]:
     probes = settings.get("probes") or {}
     optional = set(probes.get("optional") or ())
@@ -399,6 +406,10 @@ def _probes(
             why = None
             if attempts == 0 and kind in skipped:
                 why = "skipped: " + ", ".join(skipped[kind])
+            elif attempts == 0 and started.get(kind) and not ended:
+                # Still waiting (a ticket's expiry) in a run that goes on: neither done nor undone.
+                out.append({"probe": f"replay {kind}", "checked": False, "attempts": 0, "why": "in progress"})
+                continue
             elif attempts == 0 and started.get(kind):
                 # Begun but never finished: it waits (a ticket's expiry) longer than the run lasted.
                 why = f"{started[kind]} attempt(s) began but none finished before the run ended"

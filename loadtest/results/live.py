@@ -99,7 +99,7 @@ class Live:
         judged on the seconds settled until now (a storm still to come is not carried out *yet*)."""
         summary = self.summary(now)
         assert self.reduction is not None
-        return check(self.reduction, summary, self.folder.settings(), scenario)
+        return check(self.reduction, summary, self.folder.settings(), scenario, ended=False)
 
     def failing_gate(self, elapsed: float, now: float | None = None) -> str | None:
         """The first ``abort_on_fail`` gate that fails on what has settled so far, in words."""

@@ -45,3 +45,13 @@ def test_an_optional_unfinished_kind_is_a_note_and_an_inapplicable_one_too() -> 
         "replay jwt_expired was not checked: skipped: not_applicable_opaque_token",
         "replay ticket_expired was not checked: 1 attempt(s) began but none finished before the run ended",
     ]
+
+
+def test_while_the_run_goes_on_an_unfinished_kind_is_in_progress_not_undone() -> None:
+    reasons: list[str] = []
+    notes: list[str] = []
+    replay = {"by_kind": {}, "skipped": {}, "started": {"ticket_expired": 1}}
+    summary = {"replay": replay, "rate_limit": {"probe": None}}
+    (check,) = _probes(summary, {"probes": {"replay_rate": 1.0}}, reasons, notes, ended=False)
+    assert (check["checked"], check["why"]) == (False, "in progress")
+    assert reasons == [] and notes == []
