@@ -209,12 +209,23 @@ class NetworkReducer(Reducer):
     def __init__(self) -> None:
         super().__init__()
         self.last_held: dict[str, int] = {}
+        #: (second, kind, sessions) for every second in which the relay caught sessions under a
+        #: fault: which of several storms of one kind caught anyone (the section sums them).
+        self.caught: list[tuple[int, str, int]] = []
 
-    def fact(self, second: int, bucket: Bucket) -> dict[str, int]:
-        return {kind: int(n) for (kind,), n in HELD.items(bucket.counts)}
+    def fact(self, second: int, bucket: Bucket) -> dict[str, dict[str, int]]:
+        return {
+            "held": {kind: int(n) for (kind,), n in HELD.items(bucket.counts)},
+            "caught": {kind: int(n) for (kind,), n in CAUGHT.items(bucket.counts)},
+        }
 
-    def observe(self, second: int, fact: dict[str, int]) -> None:
-        self.last_held = fact
+    def observe(self, second: int, fact: dict[str, dict[str, int]]) -> None:
+        self.last_held = fact["held"]
+        self.caught += [(second, kind, n) for kind, n in fact["caught"].items() if n > 0]
+
+    def caught_between(self, kind: str, first: int, last: int) -> int:
+        """Sessions the relay put under faults of ``kind`` in seconds ``first`` to ``last``."""
+        return sum(n for second, k, n in self.caught if k == kind and first <= second <= last)
 
     def summarise(self, ctx: Context) -> dict[str, Any]:
         c, h = self.total.counts, self.total.hists

@@ -319,7 +319,7 @@ def _storms(
             why = f"its {trigger} trigger failed: {failed}"
         elif match is None:
             why = "it was not set off (see locust.log: its trigger failed or was never reached)"
-        elif side != "stall" and dropped == 0 and not _caught_by_relay(summary, side):
+        elif side != "stall" and dropped == 0 and not _caught_by_relay(reduction, side, match["at_s"]):
             why = "it dropped no session" + (f" within {window:g} s of its {trigger} trigger" if window else "")
         out.append(
             {
@@ -362,13 +362,19 @@ def _dropped_within(reduction: Reduction | None, start_s: int, window: float, wh
     )
 
 
-def _caught_by_relay(summary: Mapping[str, Any], side: str) -> bool:
+def _caught_by_relay(reduction: Reduction | None, side: str, at_s: float) -> bool:
     """A network storm that drops no one by design (``latency_spike``, a ``freeze`` that resumes) is
-    carried out when the relay put sessions under it (``network.faults``, per kind)."""
+    carried out when the relay put sessions under it within :data:`STORM_SLACK_S` of this storm's
+    own second: another storm of the same kind that caught sessions does not stand in for it."""
+    from loadtest.collectors import network
     from loadtest.config.settings import NETWORK_STORMS
 
-    faults = (summary.get("network") or {}).get("faults") or {}
-    return side in NETWORK_STORMS and int((faults.get(side) or {}).get("connections", 0)) > 0
+    if side not in NETWORK_STORMS or reduction is None or reduction.first_second is None:
+        return False
+    net = reduction.reducer(network.NAME)
+    start = reduction.first_second + int(at_s)
+    caught_between = getattr(net, "caught_between", None)
+    return bool(caught_between and caught_between(side, start - 1, start + STORM_SLACK_S) > 0)
 
 
 def _probes(
