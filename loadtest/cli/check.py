@@ -284,31 +284,40 @@ def _walk(
         step.ok = True
         return grant
 
-    login = Step("login", "")
-    result.steps.append(login)
-    path, body = protocol.token_request(name)
-    login.request = f"POST {path}"
-    reply = post(login, path, body)
-    if reply is None and login.hints:
-        return result
-    token = parse(login, reply, protocol.parse_token, "token_field", protocol.config.token_field)
+    def exchange(
+        step_name: str,
+        request: tuple[str, Any],
+        headers: dict[str, str] | None,
+        parser: Callable[[Any], Any],
+        key: str,
+        extras: tuple[tuple[str, Any, str], ...],
+    ) -> Any:
+        """One HTTP step of the flow (login, join): its request, its reply's shape, what it gave."""
+        step = Step(step_name, "")
+        result.steps.append(step)
+        path, body = request
+        step.request = f"POST {path}"
+        reply = post(step, path, body, headers)
+        if reply is None and step.hints:
+            return None
+        parsed = parse(step, reply, parser, key, getattr(protocol.config, key))
+        if parsed is not None and reference:
+            step.hints += optional_hints(reply, protocol.config, extras)
+        return parsed
+
+    token = exchange("login", protocol.token_request(name), None, protocol.parse_token, "token_field", LOGIN_EXTRAS)
     if token is None:
         return result
-    if reference:
-        login.hints += optional_hints(reply, protocol.config, LOGIN_EXTRAS)
-
-    join = Step("join", "")
-    result.steps.append(join)
-    path, body = protocol.join_request(settings.join_mode, settings.room)
-    join.request = f"POST {path}"
-    reply = post(join, path, body, protocol.auth_headers(token.token))
-    if reply is None and join.hints:
-        return result
-    grant = parse(join, reply, protocol.parse_join, "ticket_field", protocol.config.ticket_field)
+    grant = exchange(
+        "join",
+        protocol.join_request(settings.join_mode, settings.room),
+        protocol.auth_headers(token.token),
+        protocol.parse_join,
+        "ticket_field",
+        JOIN_EXTRAS,
+    )
     if grant is None:
         return result
-    if reference:
-        join.hints += optional_hints(reply, protocol.config, JOIN_EXTRAS)
 
     from loadtest.runtime.target import WsTarget
 
