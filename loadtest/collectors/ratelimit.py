@@ -9,7 +9,7 @@ so the same numbers read the same on every backend whatever its paths.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loadtest.collectors.aggregates import Aggregator, Bucket
@@ -238,7 +238,7 @@ class RateLimitReducer(Reducer):
         }
 
 
-def _by_step(by_path: Mapping[str, int], step_of: Any) -> dict[str, int]:
+def _by_step(by_path: Mapping[str, int], step_of: Callable[[str], str]) -> dict[str, int]:
     """Counts by path -> counts by the flow's step (several paths of one step add up)."""
     out: dict[str, int] = {}
     for path, value in by_path.items():
